@@ -1,0 +1,1 @@
+"""deepsearch.agent: configuration, LLM access, the research graph and the CLI."""

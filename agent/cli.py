@@ -1,0 +1,42 @@
+"""The `deepsearch` command: a typer app whose sub-commands live in agent/commands/."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .commands import ask, config_cmd, doctor
+from .errors import DeepsearchError
+
+app = typer.Typer(
+    name="deepsearch",
+    help=(
+        "Agentic deep search: plans sub-goals, searches the web and your local documents, reranks and "
+        "judges evidence, stops when more searching adds no information, and answers with citations. "
+        "Every run is recorded as a trajectory you can export as training data."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+for module in (ask, doctor, config_cmd):
+    module.register(app)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and a non-zero exit code."""
+    try:
+        app()
+    except DeepsearchError as e:
+        print(f"deepsearch: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("deepsearch: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

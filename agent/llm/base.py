@@ -1,0 +1,71 @@
+"""The one interface every backend implements, and the per-run client that counts usage."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from .types import LLMRequest, LLMResponse
+
+
+class LLMBackend(abc.ABC):
+    """A shared, long-lived connection to one model (server pool, loaded GGUF, or script)."""
+
+    name: str = "base"
+
+    @property
+    @abc.abstractmethod
+    def model(self) -> str: ...
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    async def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class UsageTotals(BaseModel):
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
+    llm_seconds: float = 0.0
+
+
+CallObserver = Callable[[LLMRequest, LLMResponse | None, BaseException | None], None]
+
+
+class LLMClient:
+    """A per-run view of a shared backend: totals usage and tells observers (the recorder) of every call."""
+
+    def __init__(self, backend: LLMBackend, observers: list[CallObserver] | None = None):
+        self.backend = backend
+        self.usage = UsageTotals()
+        self.observers: list[CallObserver] = list(observers or [])
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        try:
+            response = await self.backend.complete(request)
+        except BaseException as e:
+            for observe in self.observers:
+                observe(request, None, e)
+            raise
+        u = self.usage
+        u.llm_calls += 1
+        u.prompt_tokens += response.usage.prompt_tokens
+        u.completion_tokens += response.usage.completion_tokens
+        u.retries += response.retries
+        u.llm_seconds += response.latency_s
+        for observe in self.observers:
+            observe(request, response, None)
+        return response

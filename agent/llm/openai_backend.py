@@ -1,0 +1,215 @@
+"""Any OpenAI-compatible server; vLLM (`vllm serve MODEL`) is the production target.
+
+- JSON-schema output the way each server understands it: vLLM `structured_outputs` in extra_body,
+  llama.cpp `response_format={"type": "json_object", "schema": …}`, others `response_format` json_schema.
+- `max_tokens` is sent as such (langchain-openai's `max_completion_tokens` is ignored by llama.cpp).
+- Retries with exponential backoff and jitter on 429/5xx/connection errors, rotating endpoints.
+- One concurrency limit per backend, shared by every caller; several base URLs in round-robin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from typing import Any
+
+import httpx
+import openai
+
+from ..config import LLMSettings
+from .base import LLMBackend
+from .errors import LLMServerError, LLMUnavailable
+from .parsing import split_think
+from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
+
+RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+SERVER_KINDS = {"vllm": "vllm", "llamacpp": "llamacpp", "me": "llamacpp", "llama.cpp": "llamacpp"}
+
+
+class _Endpoint:
+    def __init__(self, url: str, api_key: str, timeout_s: float, concurrency: int):
+        self.url = url.rstrip("/")
+        self.client = openai.AsyncOpenAI(
+            base_url=self.url,
+            api_key=api_key,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            max_retries=0,  # retries are ours: backoff with jitter, and endpoint rotation
+            http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency * 2)),
+        )
+
+
+class OpenAIBackend(LLMBackend):
+    name = "openai"
+
+    def __init__(self, settings: LLMSettings, *, backoff_base_s: float = 0.5, backoff_cap_s: float = 8.0):
+        if not settings.base_url:
+            raise ValueError("the openai backend needs at least one base URL")
+        self.settings = settings
+        key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
+        self.endpoints = [_Endpoint(u, key, settings.timeout_s, settings.concurrency) for u in settings.base_url]
+        self._rotation = itertools.cycle(range(len(self.endpoints)))
+        self._model = settings.model
+        self._kind = None if settings.server_kind == "auto" else settings.server_kind
+        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._discover_lock: asyncio.Lock | None = None
+        self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def server_kind(self) -> str | None:
+        return self._kind
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop not in self._semaphores:
+            self._semaphores[loop] = asyncio.Semaphore(self.settings.concurrency)
+        return self._semaphores[loop]
+
+    async def list_models(self, endpoint: _Endpoint | None = None) -> list[dict[str, Any]]:
+        ep = endpoint or self.endpoints[0]
+        try:
+            page = await ep.client.models.list()
+        except (openai.APIConnectionError, openai.APITimeoutError) as e:
+            raise LLMUnavailable(ep.url, _reason(e)) from None
+        except openai.APIStatusError as e:
+            raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+        return [m.model_dump() for m in page.data]
+
+    async def _discover(self) -> None:
+        """Fill in the model name and server kind from /v1/models, once."""
+        if self._model and self._kind:
+            return
+        if self._discover_lock is None:
+            self._discover_lock = asyncio.Lock()
+        async with self._discover_lock:
+            if self._model and self._kind:
+                return
+            models = await self.list_models()
+            if not self._model:
+                if not models:
+                    raise LLMServerError(self.endpoints[0].url, None, "the server lists no models")
+                self._model = models[0]["id"]
+            if not self._kind:
+                owner = next((m.get("owned_by", "") for m in models if m["id"] == self._model), "")
+                self._kind = SERVER_KINDS.get(str(owner).lower(), "openai")
+
+    def _payload(self, request: LLMRequest) -> dict[str, Any]:
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "messages": [m.model_dump() for m in request.messages],
+            "max_tokens": request.max_tokens or s.max_tokens,
+            "temperature": s.temperature if request.temperature is None else request.temperature,
+        }
+        seed = request.seed if request.seed is not None else s.seed
+        if seed is not None:
+            kwargs["seed"] = seed
+        if request.stop:
+            kwargs["stop"] = request.stop
+        if request.logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = request.top_logprobs or s.top_logprobs
+        if request.json_schema is not None:
+            schema = request.json_schema
+            if self._kind == "vllm":
+                kwargs["extra_body"] = {"structured_outputs": {"json": schema}}
+            elif self._kind == "llamacpp":
+                kwargs["response_format"] = {"type": "json_object", "schema": schema}
+            else:
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": request.schema_name, "schema": schema},
+                }
+        return kwargs
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        await self._discover()
+        payload = self._payload(request)
+        retries = 0
+        async with self._semaphore():
+            while True:
+                ep = self.endpoints[next(self._rotation)]
+                started = time.perf_counter()
+                try:
+                    completion = await ep.client.chat.completions.create(**payload)
+                    return self._response(completion, request, ep, time.perf_counter() - started, retries)
+                except (*RETRYABLE, openai.APITimeoutError) as e:
+                    if retries >= self.settings.max_retries:
+                        if isinstance(e, openai.APIStatusError):
+                            raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+                        raise LLMUnavailable(ep.url, _reason(e)) from None
+                    await asyncio.sleep(self._backoff(retries, e))
+                    retries += 1
+                except openai.APIStatusError as e:
+                    raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+
+    def _backoff(self, attempt: int, error: Exception) -> float:
+        retry_after = getattr(getattr(error, "response", None), "headers", {}).get("retry-after")
+        if retry_after:
+            try:
+                return min(float(retry_after), self.backoff_cap_s)
+            except ValueError:
+                pass
+        delay = min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
+        return delay / 2 + random.uniform(0, delay / 2)  # "equal jitter"
+
+    def _response(self, completion, request: LLMRequest, ep: _Endpoint, latency: float, retries: int) -> LLMResponse:
+        if not completion.choices:
+            raise LLMServerError(ep.url, None, "response has no choices")
+        choice = completion.choices[0]
+        message = choice.message
+        raw = message.content or ""
+        text, inline_reasoning = split_think(raw)
+        extra = message.model_extra or {}
+        reasoning = extra.get("reasoning_content") or extra.get("reasoning") or inline_reasoning
+        usage = completion.usage
+        return LLMResponse(
+            text=text,
+            raw_text=raw,
+            reasoning=reasoning,
+            logprobs=_logprobs(choice),
+            finish_reason=choice.finish_reason,
+            usage=Usage(
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            ),
+            latency_s=latency,
+            retries=retries,
+            backend=self.name,
+            model=completion.model or self._model,
+            endpoint=ep.url,
+            guided=request.json_schema is not None,
+        )
+
+    async def aclose(self) -> None:
+        for ep in self.endpoints:
+            await ep.client.close()
+
+
+def _logprobs(choice) -> list[TokenLogprob] | None:
+    content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+    if not content:
+        return None
+    return [
+        TokenLogprob(
+            token=t.token,
+            logprob=t.logprob,
+            top=[TopLogprob(token=x.token, logprob=x.logprob) for x in (t.top_logprobs or [])],
+        )
+        for t in content
+    ]
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, openai.APITimeoutError):
+        return "timed out"
+    cause = error.__cause__ or error.__context__
+    text = str(cause or error).strip() or type(error).__name__
+    if "refused" in text.lower() or "connect" in text.lower() and "errno 111" in text.lower():
+        return "connection refused"
+    return text.splitlines()[0][:200]

@@ -1,0 +1,1 @@
+"""deepsearch.tools: web search, page fetch and extraction, local corpus index, reranker."""

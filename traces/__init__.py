@@ -1,0 +1,1 @@
+"""deepsearch.traces: trajectory schema, recorder, readers and exporters."""
