@@ -73,7 +73,11 @@ async def run_checks(settings) -> list[Check]:
             try:
                 backend._load()
                 checks.append(
-                    Check(name="model loads", ok=True, detail=f"{backend.model_path} in {time.perf_counter() - started:.1f}s")
+                    Check(
+                        name="model loads",
+                        ok=True,
+                        detail=f"{backend.model_path} in {time.perf_counter() - started:.1f}s",
+                    )
                 )
             except LLMError as e:
                 return [*checks, Check(name="model loads", ok=False, detail=str(e))]
@@ -81,7 +85,9 @@ async def run_checks(settings) -> list[Check]:
         client = LLMClient(backend)
         messages = [ChatMessage(role="user", content="Name the largest city of Japan and its population.")]
         try:
-            outcome = await generate_structured(client, messages, _Probe, role="doctor", fallback=_Probe(city="", population_millions=0))
+            outcome = await generate_structured(
+                client, messages, _Probe, role="doctor", fallback=_Probe(city="", population_millions=0)
+            )
             kind = getattr(backend, "server_kind", None) or backend.name
             checks.append(
                 Check(
@@ -91,7 +97,9 @@ async def run_checks(settings) -> list[Check]:
                 )
             )
             response = await client.complete(
-                LLMRequest(messages=[ChatMessage(role="user", content="Say hi.")], max_tokens=8, logprobs=True, top_logprobs=3)
+                LLMRequest(
+                    messages=[ChatMessage(role="user", content="Say hi.")], max_tokens=8, logprobs=True, top_logprobs=3
+                )
             )
             summary = response.logprob_summary()
             checks.append(

@@ -25,9 +25,7 @@ BackendOpt = Annotated[
     str | None,
     typer.Option("--backend", help="llamacpp (embedded), openai (any OpenAI-compatible server) or auto."),
 ]
-ModelPathOpt = Annotated[
-    Path | None, typer.Option("--model-path", help="GGUF file for the embedded llamacpp backend.")
-]
+ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="GGUF file for the embedded llamacpp backend.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of rich output.")]
 
 

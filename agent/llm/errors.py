@@ -18,9 +18,7 @@ class LLMUnavailable(LLMError):
     kind = "llm_unreachable"
 
     def __init__(self, url: str, reason: str):
-        super().__init__(
-            f"cannot reach the LLM at {url} ({reason}); is the server running? try `deepsearch doctor`"
-        )
+        super().__init__(f"cannot reach the LLM at {url} ({reason}); is the server running? try `deepsearch doctor`")
         self.url = url
 
 

@@ -54,7 +54,9 @@ def _parse(model: type[T], text: str, attempt: int) -> tuple[T | None, list[Pars
     except JSONParseError as e:
         kind = "no_json" if "no JSON" in str(e) else "invalid_json"
         return None, [ParseFailure(attempt=attempt, kind=kind, detail=str(e), raw_excerpt=excerpt)]
-    notes = [ParseFailure(attempt=attempt, kind="repaired", detail="json_repair", raw_excerpt=excerpt)] if repaired else []
+    notes = (
+        [ParseFailure(attempt=attempt, kind="repaired", detail="json_repair", raw_excerpt=excerpt)] if repaired else []
+    )
     try:
         return model.model_validate(data), notes
     except ValidationError as e:
