@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Union
 
 from .base import LLMBackend
 from .parsing import split_think
 from .types import LLMRequest, LLMResponse, TokenLogprob, Usage
 
-Reply = Union[str, LLMResponse, BaseException]
-Script = Union[list[Reply], Callable[[LLMRequest], Reply]]
+Reply = str | LLMResponse | BaseException
+Script = list[Reply] | Callable[[LLMRequest], Reply]
 
 
 class FakeBackend(LLMBackend):
