@@ -85,11 +85,66 @@ class CacheSettings(Section):
     dir: Path = Field(default_factory=_cache_dir, description="search/fetch caches, tokenizer files")
 
 
+def _split_commas(v: Any) -> Any:
+    """Lists given as one string (env vars, CLI) are comma-separated."""
+    if isinstance(v, str):
+        return [x.strip() for x in v.split(",") if x.strip()]
+    return v
+
+
+class SearchSettings(Section):
+    provider: Literal["ddgs", "searxng"] = Field(
+        "ddgs", description="web search engine; with ddgs, a configured searxng_url is the fallback"
+    )
+    ddgs_backends: list[str] = Field(
+        default_factory=lambda: ["auto"], description="ddgs backends, e.g. duckduckgo,brave,mojeek; auto = ddgs picks"
+    )
+    searxng_url: str = Field(
+        "", description="SearXNG base URL (its JSON API must be enabled), e.g. http://127.0.0.1:8888"
+    )
+    region: str = Field("us-en", description="region code, e.g. us-en, uk-en, de-de, wt-wt (no region)")
+    time_range: Literal["", "d", "w", "m", "y"] = Field("", description="only results from the last d/w/m/y")
+    safe_search: Literal["on", "moderate", "off"] = "moderate"
+    max_results: int = Field(10, ge=1, le=50)
+    min_interval_s: float = Field(2.0, ge=0, description="minimum spacing between requests, shared process-wide")
+    max_retries: int = Field(3, ge=0, description="retries after a rate-limit or timeout, with exponential backoff")
+    backoff_base_s: float = Field(1.0, ge=0, description="first backoff delay; doubles per retry, with jitter")
+    backoff_max_s: float = Field(30.0, ge=0)
+    timeout_s: float = Field(10.0, gt=0, description="per-request timeout (seconds)")
+    use_cache: bool = Field(True, description="read and write the on-disk result cache")
+    cache_ttl_s: float = Field(86400.0, ge=0, description="how long cached results stay fresh (seconds)")
+
+    _split = field_validator("ddgs_backends", mode="before")(_split_commas)
+
+
+class FetchSettings(Section):
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0, description="longest wait for the next bytes")
+    total_timeout_s: float = Field(30.0, gt=0, description="whole fetch, redirects included")
+    max_bytes: int = Field(5_000_000, ge=1024, description="body cap after decompression; the rest is not read")
+    max_redirects: int = Field(5, ge=0)
+    user_agent: str = Field("deepsearch/0.1", description="sent with every request and matched against robots.txt")
+    respect_robots: bool = Field(True, description="honour robots.txt (false = ignore it)")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="private hosts, IPs or CIDR networks fetch may reach (intranet use), e.g. 10.0.0.0/8,wiki.lan",
+    )
+    output_format: Literal["markdown", "text"] = "markdown"
+    extract_timeout_s: float = Field(20.0, gt=0, description="hard limit per extraction (the worker is killed)")
+    extract_workers: int = Field(2, ge=1, description="extraction worker processes")
+    use_cache: bool = Field(True, description="read and write the on-disk page cache")
+    cache_ttl_s: float = Field(86400.0, ge=0, description="how long cached pages stay fresh (seconds)")
+
+    _split = field_validator("allow_hosts", mode="before")(_split_commas)
+
+
 class Settings(Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
 
 
 SECRET_KEYS = {"llm.api_key"}
