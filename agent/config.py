@@ -6,7 +6,9 @@ from TOML `[llm] base_url = …`, and from CLI overrides given as dotted keys.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -75,6 +77,29 @@ class LLMSettings(Section):
 
 class TracesSettings(Section):
     dir: Path = Field(default_factory=lambda: _data_dir("traces"), description="where trajectories go")
+    redact_patterns: list[str] = Field(
+        default_factory=list,
+        description="extra regexes masked in trajectories (API keys and auth headers always are); "
+        "env: a JSON list or one regex",
+    )
+    fsync: bool = Field(False, description="fsync after every event (survives power loss, not just kill -9)")
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _parse_patterns(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return json.loads(v) if v.lstrip().startswith("[") else [v]
+        return v
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _compile_patterns(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"bad regex {pattern!r}: {e}") from None
+        return v
 
 
 class IndexSettings(Section):
