@@ -139,8 +139,8 @@ def _logprobs(data: dict | None) -> list[TokenLogprob] | None:
     return [
         TokenLogprob(
             token=t["token"],
-            logprob=t["logprob"],
-            top=[TopLogprob(token=x["token"], logprob=x["logprob"]) for x in t.get("top_logprobs") or []],
+            logprob=float(t["logprob"]),  # llama.cpp returns numpy float32
+            top=[TopLogprob(token=x["token"], logprob=float(x["logprob"])) for x in t.get("top_logprobs") or []],
         )
         for t in content
     ]

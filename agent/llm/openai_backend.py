@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import time
 from typing import Any
@@ -24,7 +25,9 @@ from .errors import LLMServerError, LLMUnavailable
 from .parsing import split_think
 from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
 
-RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
+# A 200 whose body is not the promised JSON: a broken proxy or a crashing server; worth one more try.
+MALFORMED = (json.JSONDecodeError, openai.APIResponseValidationError)
 SERVER_KINDS = {"vllm": "vllm", "llamacpp": "llamacpp", "me": "llamacpp", "llama.cpp": "llamacpp"}
 
 
@@ -138,10 +141,12 @@ class OpenAIBackend(LLMBackend):
                 try:
                     completion = await ep.client.chat.completions.create(**payload)
                     return self._response(completion, request, ep, time.perf_counter() - started, retries)
-                except (*RETRYABLE, openai.APITimeoutError) as e:
+                except (*RETRYABLE, *MALFORMED) as e:
                     if retries >= self.settings.max_retries:
                         if isinstance(e, openai.APIStatusError):
                             raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+                        if isinstance(e, MALFORMED):
+                            raise LLMServerError(ep.url, 200, f"malformed response body ({e})") from None
                         raise LLMUnavailable(ep.url, _reason(e)) from None
                     await asyncio.sleep(self._backoff(retries, e))
                     retries += 1
