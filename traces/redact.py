@@ -15,9 +15,9 @@ MASK = "***"
 
 # Credentials in free text: HTTP auth headers, bearer tokens, key=value secrets in URLs or configs.
 BUILTIN_PATTERNS = (
-    r"(?i)\b(?:proxy-)?authorization\b\s*[:=]\s*(?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;]+",
-    r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}",
-    r"(?i)\b(?:api[_-]?key|access[_-]?token|client[_-]?secret|password)\b[\"']?\s*[:=]\s*[\"']?[^\s\"'&,;]{4,}",
+    r"(?i:\b(?:proxy-)?authorization\b\s*[:=]\s*(?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;]+)",
+    r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]{8,})",
+    r"(?i:\b(?:api[_-]?key|access[_-]?token|client[_-]?secret|password)\b[\"']?\s*[:=]\s*[\"']?[^\s\"'&,;]{4,})",
     r"\bsk-[A-Za-z0-9_-]{16,}",
 )
 # A dict value under one of these keys is masked whatever it looks like.
@@ -40,7 +40,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = (), patterns: Iterable[str] = ()):
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
-        self.pattern = re.compile("|".join(f"(?:{p})" for p in (*BUILTIN_PATTERNS, *patterns)))
+        # Built-ins share one alternation; configured patterns stay separate so their own flags work.
+        self.patterns = [re.compile("|".join(BUILTIN_PATTERNS)), *(re.compile(p) for p in patterns)]
 
     @classmethod
     def from_settings(cls, settings: Any, environ: Mapping[str, str] | None = None) -> Redactor:
@@ -55,7 +56,10 @@ class Redactor:
         for secret in self.secrets:
             if secret in value:
                 value = value.replace(secret, MASK)
-        return self.pattern.sub(MASK, value) if self.pattern.search(value) else value
+        for pattern in self.patterns:
+            if pattern.search(value):
+                value = pattern.sub(MASK, value)
+        return value
 
     def redact(self, data: Any) -> Any:
         if isinstance(data, str):

@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from deepsearch.agent.result import Citation, RunUsage
+from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
