@@ -1,0 +1,42 @@
+"""What a web search returns: normalised results and an outcome whose status the agent can act on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SearchStatus = Literal["ok", "no_results", "unavailable"]
+
+
+class SearchResult(BaseModel):
+    title: str
+    url: str
+    snippet: str = ""
+    rank: int = Field(ge=1, description="1-based position after de-duplication")
+    backend: str = Field(description="engine that produced it, e.g. ddgs:brave or searxng:wikipedia")
+    retrieved_at: datetime
+
+
+class SearchOutcome(BaseModel):
+    """`unavailable` means the search could not be done (rate limit, timeout, engine down): not "no results"."""
+
+    status: SearchStatus
+    query: str = Field(description="the query as sent, after the length guard")
+    results: list[SearchResult] = Field(default_factory=list)
+    provider: str = Field("", description="ddgs or searxng: who answered, or who was tried last")
+    message: str = Field("", description="why the search is unavailable, or notes such as a fallback")
+    attempts: int = Field(0, description="requests made, retries and fallback included")
+    query_truncated: bool = False
+    from_cache: bool = False
+    elapsed_ms: float = 0.0
+
+    def to_llm_text(self) -> str:
+        """A compact rendering for a model's context."""
+        if self.status == "unavailable":
+            return self.message
+        if self.status == "no_results":
+            return f"no results for: {self.query}"
+        lines = [f"[{r.rank}] {r.title}\n{r.url}\n{r.snippet}".rstrip() for r in self.results]
+        return "\n\n".join(lines)

@@ -1,0 +1,188 @@
+"""`web_search`: query guard → cache → engine (rate-limited, retried with backoff) → fallback engine → outcome.
+
+`WebSearch` is the async API the graph uses; `build_web_search_tool` wraps it as a langchain-core
+tool, and `web_search` is that tool built from the user's settings, usable on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, Field
+
+from ..agent.config import SearchSettings, load_settings
+from ..agent.errors import ConfigError
+from .ddgs_engine import DdgsEngine
+from .rate_limit import RateLimiter, Sleep, backoff_delay, shared_limiter
+from .search_engine import EngineError, EngineTimeout, RateLimited, SearchEngine, SearchParams
+from .search_models import SearchOutcome
+from .search_normalize import guard_query, normalize_results
+from .searxng import SearxngEngine
+from .ttl_cache import TTLCache, cache_key
+
+log = logging.getLogger(__name__)
+
+
+def engines_from_settings(settings: SearchSettings) -> list[SearchEngine]:
+    """The engines to try in order: the provider, then SearXNG as fallback when it is configured."""
+    searxng = SearxngEngine(settings.searxng_url, settings.timeout_s) if settings.searxng_url else None
+    if settings.provider == "searxng":
+        if searxng is None:
+            raise ConfigError("search.provider = searxng needs search.searxng_url (or --searxng-url)")
+        return [searxng]
+    ddgs = DdgsEngine(settings.ddgs_backends, settings.timeout_s)
+    return [ddgs, searxng] if searxng else [ddgs]
+
+
+class WebSearch:
+    """Searches the web with the configured engines; never returns an empty list for a failure."""
+
+    def __init__(
+        self,
+        settings: SearchSettings,
+        cache_dir: Path,
+        *,
+        engines: list[SearchEngine] | None = None,
+        limiter_for: Callable[[str, float], RateLimiter] = shared_limiter,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ):
+        try:
+            self.engines = engines if engines is not None else engines_from_settings(settings)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.settings = settings
+        self.cache = TTLCache(cache_dir / "web_search.sqlite", "web_search", settings.cache_ttl_s)
+        self._limiter_for = limiter_for
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def search(
+        self,
+        query: str,
+        *,
+        max_results: int | None = None,
+        region: str | None = None,
+        time_range: Literal["", "d", "w", "m", "y"] | None = None,
+        safe_search: Literal["on", "moderate", "off"] | None = None,
+        use_cache: bool | None = None,
+    ) -> SearchOutcome:
+        started = time.perf_counter()
+        guarded, truncated = guard_query(query)
+        s = self.settings
+        params = SearchParams(
+            query=guarded,
+            region=region or s.region,
+            time_range=s.time_range if time_range is None else time_range,
+            safe_search=safe_search or s.safe_search,
+            max_results=max_results or s.max_results,
+        )
+        use_cache = s.use_cache if use_cache is None else use_cache
+        key = cache_key([e.ident for e in self.engines], params.query, params.region, params.time_range,
+                        params.safe_search, params.max_results)  # fmt: skip
+        if use_cache and (cached := await self.cache.get(key)):
+            outcome = SearchOutcome.model_validate_json(cached)
+            return outcome.model_copy(update={"from_cache": True, "elapsed_ms": _ms(started)})
+
+        outcome = await self._search_engines(params)
+        outcome.query_truncated = truncated
+        outcome.elapsed_ms = _ms(started)
+        if use_cache and outcome.status != "unavailable":
+            await self.cache.put(key, outcome.model_dump_json())
+        return outcome
+
+    async def _search_engines(self, params: SearchParams) -> SearchOutcome:
+        failures: list[str] = []
+        attempts = 0
+        for engine in self.engines:
+            raw, failure, tries = await self._with_retries(engine, params)
+            attempts += tries
+            if raw is None:
+                failures.append(failure)
+                continue
+            results = normalize_results(raw, engine.name, params.max_results)
+            return SearchOutcome(
+                status="ok" if results else "no_results",
+                query=params.query,
+                results=results,
+                provider=engine.name,
+                message=f"fallback after: {'; '.join(failures)}" if failures else "",
+                attempts=attempts,
+            )
+        if len(self.engines) == 1 and self.engines[0].name == "ddgs":
+            failures.append("no fallback configured (set search.searxng_url)")
+        return SearchOutcome(
+            status="unavailable",
+            query=params.query,
+            provider=self.engines[-1].name,
+            message="web search unavailable: " + "; ".join(failures),
+            attempts=attempts,
+        )
+
+    async def _with_retries(self, engine: SearchEngine, params: SearchParams) -> tuple[list[dict] | None, str, int]:
+        """Returns (raw results, "", tries) or (None, why it failed, tries)."""
+        s = self.settings
+        limiter = self._limiter_for(engine.limiter_key(), s.min_interval_s)
+        for attempt in range(s.max_retries + 1):
+            await limiter.wait(self._sleep)
+            try:
+                return await engine.search_once(params), "", attempt + 1
+            except (RateLimited, EngineTimeout) as e:
+                if attempt == s.max_retries:
+                    return None, f"{e} (gave up after {attempt + 1} attempts)", attempt + 1
+                delay = backoff_delay(attempt, s.backoff_base_s, s.backoff_max_s, self._rng)
+                log.info("%s; retry %d/%d in %.1fs", e, attempt + 1, s.max_retries, delay)
+                # Every caller backs off, not only this one: the next request waits for the delay.
+                limiter.push_back(delay)
+            except EngineError as e:
+                return None, str(e), attempt + 1
+        raise AssertionError("unreachable")  # the loop always returns
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+class WebSearchInput(BaseModel):
+    query: str = Field(min_length=1, description="what to search the web for; keep it short and specific")
+    max_results: int | None = Field(None, ge=1, le=50, description="how many results (default from settings)")
+    time_range: Literal["", "d", "w", "m", "y"] | None = Field(
+        None, description="only results from the last day (d), week (w), month (m) or year (y)"
+    )
+
+
+def build_web_search_tool(searcher: WebSearch | None = None) -> StructuredTool:
+    """The langchain tool; without `searcher`, each call builds one from the user's settings."""
+
+    async def _arun(query: str, max_results: int | None = None, time_range: str | None = None):
+        active = searcher or _searcher_from_user_settings()
+        outcome = await active.search(query, max_results=max_results, time_range=time_range)  # type: ignore[arg-type]
+        return outcome.to_llm_text(), outcome
+
+    def _run(query: str, max_results: int | None = None, time_range: str | None = None):
+        return asyncio.run(_arun(query, max_results, time_range))
+
+    return StructuredTool.from_function(
+        func=_run,
+        coroutine=_arun,
+        name="web_search",
+        description="Search the web. Returns numbered results (title, URL, snippet), 'no results', "
+        "or 'web search unavailable: <why>' when the engines cannot be reached.",
+        args_schema=WebSearchInput,
+        response_format="content_and_artifact",
+    )
+
+
+def _searcher_from_user_settings() -> WebSearch:
+    settings = load_settings().settings
+    return WebSearch(settings.search, settings.cache.dir)
+
+
+web_search = build_web_search_tool()
