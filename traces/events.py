@@ -40,6 +40,7 @@ class AnnotateEvent(EventBase):
     step_index: int
     status: Literal["ok", "repaired", "retried", "fallback"]
     accepted: bool
+    retry_of: int | None = None
     parsed: Any = None
     parse_failures: list[ParseIssue] = Field(default_factory=list)
 

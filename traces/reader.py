@@ -103,7 +103,7 @@ def fold(events: list, report: LogReport) -> Trajectory | None:
                 report.errors.append(f"event {ev.seq}: annotates step {ev.step_index}, which is not an llm_call")
                 continue
             step.status, step.accepted, step.parsed = ev.status, ev.accepted, ev.parsed
-            step.parse_failures = ev.parse_failures
+            step.parse_failures, step.retry_of = ev.parse_failures, ev.retry_of
         elif isinstance(ev, ContentEvent):
             traj.contents[ev.content.hash] = ev.content
         elif isinstance(ev, DagEvent):

@@ -224,18 +224,22 @@ class TraceRecorder:
     def structured(self, outcome: StructuredOutcome) -> None:
         """Attach a structured request's outcome (parsed value, failures, repairs) to the calls it made."""
         last = len(outcome.responses)
+        first_step: int | None = None
         for attempt, response in enumerate(outcome.responses, 1):
             with self._lock:
                 pending = self._pending.pop(id(response), None)
             if pending is None or pending[0] is not response:
                 continue  # not recorded by this recorder (no observer on that client)
             accepted = attempt == last and outcome.status != "fallback"
+            retry_of = first_step if attempt > 1 else None
+            first_step = pending[1] if attempt == 1 else first_step
             self._emit(
                 {
                     "ev": "annotate",
                     "step_index": pending[1],
                     "status": outcome.status,
                     "accepted": accepted,
+                    "retry_of": retry_of,
                     "parsed": outcome.value.model_dump(mode="json") if accepted else None,
                     "parse_failures": [f.model_dump() for f in outcome.failures if f.attempt == attempt],
                 }

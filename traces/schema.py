@@ -56,6 +56,7 @@ class LLMCallStep(StepBase):
     )
     accepted: bool | None = Field(None, description="this call's output was used; None = not a structured call")
     parse_failures: list[ParseIssue] = Field(default_factory=list)
+    retry_of: int | None = Field(None, description="step index of the first attempt when this call is a parse retry")
     supersedes: int | None = Field(
         None, description="step index of an earlier output of the same role this one replaces (e.g. a rejected draft)"
     )

@@ -1,0 +1,162 @@
+"""`traces export`: filter runs, turn each into samples, write JSONL (and Parquet), summarise.
+
+Files are written beside their final name and renamed at the end, so an export that fails half-way
+leaves no half-written dataset behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from deepsearch.agent.errors import UsageError
+from deepsearch.agent.tokens import count_tokens
+from pydantic import BaseModel, Field
+
+from .filters import FilterCount, RunFilter, is_validation, quantile, select_runs
+from .index import TraceIndex
+from .messages import ReasoningMode, to_messages, to_sharegpt
+from .pairs import preference_pairs, role_pairs
+from .reader import find_log, load_trajectory
+from .recorder import RUNS_DIR
+from .schema import Trajectory
+
+ExportFormat = Literal["messages", "sharegpt", "roles", "dpo"]
+
+
+class ExportOptions(BaseModel):
+    format: ExportFormat = "messages"
+    reasoning: ReasoningMode = "drop"
+    max_tool_chars: int = Field(4000, ge=0)
+    roles: list[str] = Field(default_factory=list, description="roles format: only these roles")
+    val_fraction: float = Field(0.0, ge=0, lt=1)
+    parquet: bool = False
+    filter: RunFilter = Field(default_factory=RunFilter)
+
+
+class ExportSummary(BaseModel):
+    format: str
+    filters: list[FilterCount]
+    runs_exported: int
+    files: dict[str, int] = Field(description="path -> samples written")
+    token_percentiles: dict[str, int] = Field(description="o200k tokens per sample: p50, p90, p99, max")
+
+
+def _samples(traj: Trajectory, opts: ExportOptions) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(group, sample) pairs; the group picks the file (a role name for the roles format)."""
+    if opts.format in ("messages", "sharegpt"):
+        sample = to_messages(traj, reasoning=opts.reasoning, max_tool_chars=opts.max_tool_chars)
+        sample["meta"] = {
+            "question": traj.question,
+            "termination": traj.final.termination if traj.final else None,
+            "correct": traj.correct,
+            "tool_calls": len(traj.tool_calls()),
+            "tokens": traj.tokens,
+        }
+        yield "", (to_sharegpt(sample) | {"meta": sample["meta"]}) if opts.format == "sharegpt" else sample
+    elif opts.format == "roles":
+        for pair in role_pairs(traj, reasoning=opts.reasoning, roles=set(opts.roles) or None):
+            yield pair["role"], pair
+    else:
+        for pair in preference_pairs(traj, reasoning=opts.reasoning):
+            yield "", pair
+
+
+def _sample_text(sample: dict[str, Any]) -> str:
+    """Every string the model reads or writes in a sample, for token counting."""
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            parts.append(node)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                if k not in ("meta", "id", "role", "from", "type", "tool_call_id"):
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(sample)
+    return "\n".join(parts)
+
+
+def _target(out: Path, fmt: str, group: str, split: str) -> Path:
+    suffix = f".{split}.jsonl" if split else ".jsonl"
+    if fmt == "roles":
+        return out / f"{group}{suffix}"
+    return out.with_name(out.name.removesuffix(".jsonl") + suffix) if split else out
+
+
+def _write_parquet(path: Path) -> Path:
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    target = path.with_suffix(".parquet")
+    tmp = target.with_name(target.name + ".part")
+    pq.write_table(pajson.read_json(path), tmp)
+    tmp.replace(target)
+    return target
+
+
+def export(traces_dir: Path, out: Path, opts: ExportOptions, trace_ids: list[str] | None = None) -> ExportSummary:
+    if opts.format == "sharegpt" and opts.reasoning == "field":
+        raise UsageError("sharegpt has no reasoning field: use --reasoning think or --reasoning drop")
+    if opts.parquet:
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise UsageError("--parquet needs pyarrow: pip install 'deepsearch[parquet]'") from None
+    if opts.format == "roles" and out.exists() and not out.is_dir():
+        raise UsageError(f"--format roles writes one file per role: -o must be a directory, {out} is a file")
+    runs = TraceIndex(traces_dir).sync()
+    if trace_ids:
+        wanted = {find_log(traces_dir, t).stem for t in trace_ids}
+        runs = [r for r in runs if r.id in wanted]
+    selected, counts = select_runs(runs, opts.filter)
+    selected.sort(key=lambda r: r.id)  # oldest first: stable, reproducible files
+
+    (out if opts.format == "roles" else out.parent).mkdir(parents=True, exist_ok=True)
+    handles: dict[Path, Any] = {}
+    written: dict[Path, int] = {}
+    lengths: list[int] = []
+    try:
+        for run in selected:
+            traj = load_trajectory(Path(traces_dir).expanduser() / RUNS_DIR / run.file)
+            split = ("val" if is_validation(traj.question, opts.val_fraction) else "train") if opts.val_fraction else ""
+            for group, sample in _samples(traj, opts):
+                path = _target(out, opts.format, group, split)
+                if path not in handles:
+                    handles[path] = open(f"{path}.part", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+                    written[path] = 0
+                handles[path].write(json.dumps(sample, ensure_ascii=False) + "\n")
+                written[path] += 1
+                lengths.append(count_tokens(_sample_text(sample)))
+    except BaseException:
+        for path, handle in handles.items():
+            handle.close()
+            Path(f"{path}.part").unlink(missing_ok=True)
+        raise
+    for path, handle in handles.items():
+        handle.close()
+        os.replace(f"{path}.part", path)
+    files = {str(p): n for p, n in written.items()}
+    if opts.parquet:
+        files |= {str(_write_parquet(p)): n for p, n in written.items()}
+    return ExportSummary(
+        format=opts.format,
+        filters=counts,
+        runs_exported=len(selected),
+        files=files,
+        token_percentiles=_percentiles(lengths),
+    )
+
+
+def _percentiles(lengths: list[int]) -> dict[str, int]:
+    if not lengths:
+        return {}
+    floats = [float(n) for n in lengths]
+    return {f"p{q}": round(quantile(floats, q / 100)) for q in (50, 90, 99)} | {"max": max(lengths)}
