@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from ..traces import cli as traces_cli
 from .commands import ask, config_cmd, doctor
 from .errors import DeepsearchError
 
@@ -22,7 +23,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-for module in (ask, doctor, config_cmd):
+for module in (ask, doctor, config_cmd, traces_cli):
     module.register(app)
 
 
