@@ -176,6 +176,7 @@ def _logprobs(tokens: list[str], k: int) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAIServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: avoid 40 ms delayed-ACK stalls
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each module prints its figures (medians, ratios) and exposes `run(...) -> dict`."""
