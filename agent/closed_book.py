@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from ..prompts import load_prompt
 from .llm import ChatMessage, LLMClient, generate_structured
 from .result import AskResult, RunUsage
+
+if TYPE_CHECKING:
+    from ..traces.recorder import TraceRecorder
 
 
 class ShortAnswer(BaseModel):
@@ -19,7 +23,8 @@ def _messages(question: str) -> list[ChatMessage]:
     return [ChatMessage(**m) for m in load_prompt("closed_book").render(question=question)]
 
 
-async def answer_closed_book(client: LLMClient, question: str) -> AskResult:
+async def answer_closed_book(client: LLMClient, question: str, recorder: TraceRecorder | None = None) -> AskResult:
+    """Answer from the model alone. With a recorder (observing `client`), parse outcomes are recorded too."""
     started = time.perf_counter()
     outcome = await generate_structured(
         client,
@@ -29,6 +34,8 @@ async def answer_closed_book(client: LLMClient, question: str) -> AskResult:
         fallback=lambda: ShortAnswer(answer=""),
         max_tokens=96,
     )
+    if recorder is not None:
+        recorder.structured(outcome)
     answer = outcome.value.answer.strip()
     abstained = outcome.used_fallback or not answer or answer.lower() == "unknown"
     u = client.usage

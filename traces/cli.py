@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from deepsearch.agent.commands.options import ConfigOpt, JsonOpt, settings_from_cli
+from deepsearch.agent.commands.options import ConfigOpt, JsonOpt, TracesDirOpt, settings_from_cli
 from deepsearch.agent.errors import UsageError
 from rich.console import Console
 
@@ -22,11 +22,6 @@ app = typer.Typer(
     help="Recorded trajectories: list, show, validate, summarise, and export them as SFT/DPO data.",
     no_args_is_help=True,
 )
-
-TracesDirOpt = Annotated[
-    Path | None,
-    typer.Option("--traces-dir", help="Trajectory directory (default: traces.dir, env DEEPSEARCH_TRACES_DIR)."),
-]
 
 
 def _dir(traces_dir: Path | None, config: Path | None) -> Path:

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 from .index import RunSummary
 from .scoring import normalize_answer
 
+FAILED_TERMINATIONS = ("error_", "cancelled")
+
 
 class RunFilter(BaseModel):
     terminations: list[str] = Field(default_factory=list, description="keep only these terminations")
@@ -73,6 +75,8 @@ def select_runs(runs: list[RunSummary], f: RunFilter) -> tuple[list[RunSummary],
     counts = [FilterCount(name="runs", kept=len(runs))]
     selected = [r for r in runs if r.status == "complete"]
     counts.append(FilterCount(name="finished", kept=len(selected), note="incomplete and damaged logs are skipped"))
+    selected = [r for r in selected if r.answer and not r.termination.startswith(FAILED_TERMINATIONS)]
+    counts.append(FilterCount(name="answered", kept=len(selected), note="runs that failed or gave no answer skipped"))
 
     def keep(name: str, predicate: Callable[[RunSummary], bool], note: str = "") -> None:
         nonlocal selected

@@ -12,15 +12,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .reader import LogReport, log_paths, read_log
 from .schema import Trajectory
 
 INDEX_FILE = "index.sqlite"
+INDEX_VERSION = 1  # bump when the columns change
+ANSWER_CHARS = 200
 _COLUMNS = (
     "id TEXT PRIMARY KEY, file TEXT NOT NULL, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, "
-    "created TEXT NOT NULL, ended TEXT, status TEXT NOT NULL, problem TEXT, question TEXT NOT NULL, "
+    "created TEXT NOT NULL, ended TEXT, status TEXT NOT NULL, problem TEXT, question TEXT NOT NULL, answer TEXT, "
     "mode TEXT, model TEXT, termination TEXT, correct INTEGER, score REAL, tokens INTEGER NOT NULL, "
     "llm_calls INTEGER NOT NULL, tool_calls INTEGER NOT NULL, info_gain REAL NOT NULL"
 )
@@ -36,6 +38,7 @@ class RunSummary(BaseModel):
     status: str  # complete, incomplete, damaged
     problem: str | None = None
     question: str = ""
+    answer: str | None = Field(None, description="the final answer, clipped")
     mode: str | None = None
     model: str | None = None
     termination: str | None = None
@@ -62,6 +65,7 @@ def summarize(traj: Trajectory | None, report: LogReport, path: Path) -> RunSumm
         ended=traj.ended,
         status=traj.status,
         question=traj.question,
+        answer=traj.final.answer[:ANSWER_CHARS] if traj.final else None,
         mode=traj.mode,
         model=", ".join(sorted({m.model for m in traj.models} | {s.model for s in traj.llm_calls() if s.model}))
         or None,
@@ -100,6 +104,9 @@ class TraceIndex:
         db = sqlite3.connect(self.path, timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:  # older layout: rebuild
+                db.execute("DROP TABLE IF EXISTS runs")
+                db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
             db.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
         except sqlite3.DatabaseError:
             db.close()

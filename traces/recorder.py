@@ -112,22 +112,31 @@ class TraceRecorder:
         trace_id = trace_id or new_trace_id(created)
         runs = Path(directory).expanduser() / RUNS_DIR
         path = runs / f"{trace_id}.jsonl"
+        # The log appears under its name only once its start line is whole: a run killed while
+        # starting leaves a hidden `.starting` file that readers never see, not an empty log.
+        starting = runs / f".{trace_id}.starting"
         try:
             runs.mkdir(parents=True, exist_ok=True)
             # 0600: prompts and pages may be private even with secrets removed.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fd = os.open(starting, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         except OSError as e:
             raise TraceWriteError(f"cannot write trajectories to {runs}: {e.strerror or e}") from None
         recorder = cls(path, trace_id, fd, redactor or Redactor(), fsync)
-        recorder._emit(
-            {
-                "ev": "start",
-                "schema_version": SCHEMA_VERSION,
-                "trace_id": trace_id,
-                "created": created.isoformat(),
-                "header": header.model_dump(mode="json"),
-            }
-        )
+        try:
+            recorder._emit(
+                {
+                    "ev": "start",
+                    "schema_version": SCHEMA_VERSION,
+                    "trace_id": trace_id,
+                    "created": created.isoformat(),
+                    "header": header.model_dump(mode="json"),
+                }
+            )
+            os.replace(starting, path)
+        except OSError as e:
+            recorder.close()
+            starting.unlink(missing_ok=True)
+            raise TraceWriteError(f"cannot write trajectories to {runs}: {e.strerror or e}") from None
         return recorder
 
     # ---- writing -------------------------------------------------------------------------------

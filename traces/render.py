@@ -72,7 +72,9 @@ def trajectory_tree(traj: Trajectory) -> Tree:
     root.add(Text(f"question: {traj.question}", style="bold"))
     if traj.resolved_question and traj.resolved_question != traj.question:
         root.add(f"resolved: {traj.resolved_question}")
-    models = ", ".join(f"{m.backend}:{m.model}" + (f" ({m.role})" if m.role != "*" else "") for m in traj.models)
+    served = sorted({f"{s.backend}:{s.model}" for s in traj.llm_calls() if s.model})
+    declared = [f"{m.backend}:{m.model}" + (f" ({m.role})" if m.role != "*" else "") for m in traj.models if m.model]
+    models = ", ".join(served or declared)
     root.add(Text(f"models: {models or '-'} · prompts: {len(traj.prompts)}", style="dim"))
 
     by_subgoal: dict[str | None, list[Step]] = defaultdict(list)

@@ -16,6 +16,7 @@ from .options import (
     JsonOpt,
     ModelOpt,
     ModelPathOpt,
+    TracesDirOpt,
     llm_overrides,
     settings_from_cli,
 )
@@ -32,6 +33,7 @@ def ask(
     llm_model: ModelOpt = None,
     backend: BackendOpt = None,
     model_path: ModelPathOpt = None,
+    traces_dir: TracesDirOpt = None,
 ) -> None:
     """Answer a question. With --closed-book the model answers directly (no search).
 
@@ -44,7 +46,8 @@ def ask(
         raise UsageError("the question is empty")
     if not closed_book:
         raise UsageError("this version answers with --closed-book only; search-based answering is not built yet")
-    loaded = settings_from_cli(config, llm_overrides(llm_base_url, llm_model, backend, model_path))
+    overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
+    loaded = settings_from_cli(config, overrides)
     result = asyncio.run(_run(loaded.settings, question))
     if as_json:
         print(result.model_dump_json(indent=2))
@@ -54,17 +57,23 @@ def ask(
     u = result.usage
     console.print(
         f"[dim]{result.backend}:{result.model} · {u.llm_calls} LLM call(s) · "
-        f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.seconds:.1f}s[/dim]"
+        f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.seconds:.1f}s · trace {result.trace_id}[/dim]"
     )
 
 
 async def _run(settings, question: str):
+    from ...traces.session import start_run_recording
     from ..closed_book import answer_closed_book
     from ..llm import LLMClient, build_backend
 
     backend = build_backend(settings.llm)
     try:
-        return await answer_closed_book(LLMClient(backend), question)
+        # A failure inside the block is recorded as the run's error_<kind> termination, then re-raised.
+        with start_run_recording(settings, question, mode="closed_book", backend=backend) as recorder:
+            client = LLMClient(backend, observers=[recorder.observer()])
+            result = await answer_closed_book(client, question, recorder)
+            recorder.finish(result.answer, termination=result.termination, usage=result.usage)
+        return result.model_copy(update={"trace_id": recorder.id})
     finally:
         await backend.aclose()
 

@@ -27,6 +27,10 @@ BackendOpt = Annotated[
 ]
 ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="GGUF file for the embedded llamacpp backend.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of rich output.")]
+TracesDirOpt = Annotated[
+    Path | None,
+    typer.Option("--traces-dir", help="Trajectory directory (default: traces.dir, env DEEPSEARCH_TRACES_DIR)."),
+]
 
 
 def llm_overrides(
