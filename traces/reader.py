@@ -7,11 +7,9 @@ sequence, references to steps that do not exist, a schema newer than this reader
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
-from deepsearch.agent.errors import DeepsearchError
+from deepsearch.agent.errors import DeepsearchError, UsageError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from .events import (
@@ -152,20 +150,11 @@ def find_log(traces_dir: Path, trace_id: str) -> Path:
     paths = log_paths(traces_dir)
     if trace_id == "last":
         if not paths:
-            raise TraceReadError(f"no trajectories in {traces_dir}")
+            raise UsageError(f"no trajectories in {traces_dir}")
         return paths[-1]
     matches = [p for p in paths if p.stem == trace_id] or [p for p in paths if p.stem.startswith(trace_id)]
     if not matches:
-        raise TraceReadError(f"no trajectory with id {trace_id!r} in {traces_dir}")
+        raise UsageError(f"no trajectory with id {trace_id!r} in {traces_dir}")
     if len(matches) > 1:
-        raise TraceReadError(f"id prefix {trace_id!r} matches {len(matches)} runs; give more of it")
+        raise UsageError(f"id prefix {trace_id!r} matches {len(matches)} runs; give more of it")
     return matches[0]
-
-
-def iter_trajectories(paths: list[Path]) -> Iterator[Trajectory]:
-    for path in paths:
-        yield load_trajectory(path)
-
-
-def dumps(traj: Trajectory) -> str:
-    return json.dumps(traj.model_dump(mode="json"), ensure_ascii=False)
