@@ -23,6 +23,8 @@ _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
 _DROP_TAGS = ("script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside", "form", "iframe")
 _BLOCK_TAGS = ("p", "div", "section", "article", "main", "li", "tr", "pre", "blockquote", "dd", "dt", "table", "br")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_SHORT_CHARS = 250  # trafilatura's own MIN_EXTRACTED_SIZE
+_FALLBACK_GAIN = 3
 
 
 class ExtractedDoc(BaseModel):
@@ -45,8 +47,12 @@ def extract_document(
     if kind == "text":
         return ExtractedDoc(text=text.strip(), charset=charset, extractor="plain")
     doc = extract_html_trafilatura(text, url, fmt) if use_trafilatura else None
-    if doc is None or not doc.text.strip():
-        doc = extract_html_fallback(text, fmt)
+    if doc is None or len(doc.text) < _SHORT_CHARS:
+        # Nothing, or suspiciously little (e.g. only a footer when the posts sit in a comments block):
+        # keep the plain visible text instead when it is several times longer.
+        fallback = extract_html_fallback(text, fmt)
+        if doc is None or len(fallback.text) > _FALLBACK_GAIN * len(doc.text):
+            doc = fallback.model_copy(update={"title": doc.title if doc and doc.title else fallback.title})
     doc.charset = charset
     return doc
 

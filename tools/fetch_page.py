@@ -83,7 +83,8 @@ class PageFetcher:
         fmt = fmt or s.output_format
         use_cache = s.use_cache if use_cache is None else use_cache
         respect_robots = s.respect_robots if respect_robots is None else respect_robots
-        key = cache_key(url, fmt)
+        # Pages fetched under a looser policy (more allowed hosts, robots ignored) are not served under a stricter one.
+        key = cache_key(url, fmt, sorted(s.allow_hosts), respect_robots)
         if use_cache and (cached := await self.cache.get(key)):
             page = PageOutcome.model_validate_json(cached)
             return page.model_copy(update={"from_cache": True, "elapsed_ms": _ms(started)})
