@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from langchain_core.messages import ToolMessage
-
 from deepsearch.agent.config import FetchSettings
 from deepsearch.tools.fetch_page import PageFetcher, build_fetch_page_tool
 from deepsearch.tools.page_models import PageOutcome
 from deepsearch.tools.worker_pool import WorkerTimeout
+from langchain_core.messages import ToolMessage
+
 from tests.fakes.pdf import minimal_pdf
 from tests.fakes.web_server import (
     LocalWebServer,
@@ -171,7 +171,8 @@ async def test_pdf_text_is_extracted(web, tmp_path):
 
 
 async def test_robots_txt_is_honoured_once_per_origin_and_can_be_ignored(web, tmp_path):
-    web.routes["/robots.txt"] = page("User-agent: *\nDisallow: /private\n\nUser-agent: otherbot\nDisallow: /\n", "text/plain")
+    rules = "User-agent: *\nDisallow: /private\n\nUser-agent: otherbot\nDisallow: /\n"
+    web.routes["/robots.txt"] = page(rules, "text/plain")
     web.routes["/private/report.html"] = page(html("article.html"))
     f = fetcher(tmp_path, use_cache=False)
     blocked = await f.fetch(web.url("/private/report.html"))
