@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -104,6 +104,19 @@ class TracesSettings(Section):
 
 class IndexSettings(Section):
     dir: Path = Field(default_factory=lambda: _data_dir("indexes"), description="where named indexes live")
+    chunk_tokens: int = Field(256, ge=16, le=8192, description="upper bound on tokens per chunk (tiktoken)")
+    overlap_tokens: int = Field(32, ge=0, description="tokens of trailing sentences repeated in the next chunk")
+    max_file_mb: float = Field(64.0, gt=0, description="files larger than this are skipped and counted")
+    id_field: str = Field("id", description="json/jsonl corpora: the key holding the document id")
+    title_field: str = Field("title", description="json/jsonl corpora: the key holding the title")
+    text_field: str = Field("text", description="json/jsonl corpora: the key holding the text")
+    dense: bool = Field(True, description="embed chunks when the dense extra is installed (new indexes only)")
+    mode: Literal["hybrid", "bm25", "dense"] = Field(
+        "hybrid", description="search mode; hybrid falls back to bm25 on an index without vectors"
+    )
+    rrf_k: int = Field(10, ge=1, description="reciprocal-rank fusion constant (tuned on HotpotQA, see README)")
+    dense_weight: float = Field(0.3, ge=0, description="weight of the dense ranking in hybrid fusion (bm25 = 1)")
+    per_doc: int = Field(2, ge=0, description="at most this many chunks of one document per result list; 0 = any")
 
 
 class CacheSettings(Section):
@@ -163,6 +176,74 @@ class FetchSettings(Section):
     _split = field_validator("allow_hosts", mode="before")(_split_commas)
 
 
+class RerankSettings(Section):
+    mode: Literal["listwise", "pointwise", "yesno", "pool"] = Field(
+        "listwise",
+        description="listwise = reason over windows and order ids; pointwise = 0-10 grade against written criteria; "
+        "yesno = logprob of 'yes' (needs a backend with logprobs); pool = randomised batches for large pools",
+    )
+    candidates: int = Field(20, ge=1, le=500, description="how many search results the rerank command scores")
+    window_size: int = Field(10, ge=2, le=50, description="listwise: candidates shown in one prompt")
+    window_step: int = Field(5, ge=1, le=50, description="listwise: how far the window slides towards the top")
+    batch_size: int = Field(10, ge=2, le=50, description="pool: candidates per randomised batch")
+    batch_appearances: int = Field(2, ge=1, le=10, description="pool: batches each candidate appears in per round")
+    max_rounds: int = Field(4, ge=1, le=20, description="pool: rounds at most (the first judges everyone)")
+    samples: int = Field(1, ge=1, le=10, description="pointwise: grades averaged per candidate (spread recorded)")
+    sample_temperature: float = Field(0.7, ge=0, le=2, description="pointwise: temperature when samples > 1")
+    seed: int = Field(0, description="shuffles candidate order (position bias) and pool batches")
+    min_keep: int = Field(1, ge=0, description="the knee cut keeps at least this many (if any candidate exists)")
+    max_keep: int = Field(8, ge=1, description="the knee cut keeps at most this many")
+    floor: float = Field(0.2, ge=0, le=1, description="scores (0-1) below this are never kept, whatever the knee")
+    knee_min_gap: float = Field(
+        0.15, ge=0, le=1, description="the high and low groups' means must differ by this much to call it a knee"
+    )
+    neighbours: bool = Field(True, description="join a kept local chunk's prev/next chunk when it helps")
+    evidence: bool = Field(True, description="ask the model for a contribution and a verified evidence excerpt")
+    evidence_token_budget: int = Field(1500, ge=50, description="tokens of evidence passages sent forward in all")
+    match_threshold: float = Field(85.0, ge=0, le=100, description="fuzzy-match score (0-100) that verifies evidence")
+    replace_threshold: float = Field(
+        60.0, ge=0, le=100, description="below match_threshold but at least this: use the best source span instead"
+    )
+    passage_chars: int = Field(1200, ge=100, description="characters of each candidate shown in ranking prompts")
+    max_tokens: int = Field(768, ge=16, description="completion cap for ranking and evidence calls")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RerankSettings:
+        if self.window_step > self.window_size:
+            raise ValueError("window_step must not exceed window_size")
+        if self.min_keep > self.max_keep:
+            raise ValueError("min_keep must not exceed max_keep")
+        if self.replace_threshold > self.match_threshold:
+            raise ValueError("replace_threshold must not exceed match_threshold")
+        return self
+
+
+class AgentSettings(Section):
+    indexes: list[str] = Field(default_factory=list, description="local indexes to search (names or paths)")
+    web: bool = Field(True, description="search the web too (local only when false)")
+    max_subgoals: int = Field(4, ge=1, le=12, description="sub-goals the planner may create at once")
+    max_rounds: int = Field(3, ge=1, le=20, description="research rounds per sub-goal (hard cap)")
+    max_queries: int = Field(3, ge=1, le=6, description="queries per round, the sub-goal's own question included")
+    local_k: int = Field(6, ge=1, le=50, description="chunks per query per local index")
+    web_pages: int = Field(3, ge=0, le=20, description="result pages fetched per round")
+    evidence_tokens: int = Field(1200, ge=100, description="evidence a research round keeps and shows the judge")
+    answer_evidence_tokens: int = Field(2400, ge=200, description="evidence shown to the answerer")
+    epsilon: float = Field(0.05, ge=0, le=1, description="information gain below this counts as a plateau round")
+    plateau_rounds: int = Field(1, ge=1, description="stop after this many plateau rounds in a row")
+    belief_samples: int = Field(3, ge=2, le=10, description="sampled drafts when the backend has no logprobs")
+    duplicate_query_similarity: float = Field(0.85, gt=0, le=1, description="at or above: a repeated query")
+    detect_ambiguity: bool = Field(True, description="intake checks for ambiguous questions (one LLM call)")
+    verify: bool = Field(True, description="check every claim of the answer against its cited evidence")
+    max_llm_calls: int = Field(60, ge=1, description="budget: LLM calls per run")
+    max_tokens: int = Field(250_000, ge=1000, description="budget: prompt + completion tokens per run")
+    max_searches: int = Field(40, ge=1, description="budget: search calls per run")
+    max_fetches: int = Field(15, ge=0, description="budget: page fetches per run")
+    max_seconds: float = Field(900.0, gt=0, description="budget: wall time per run (seconds)")
+    checkpoint_db: Path = Field(
+        default_factory=lambda: _data_dir("checkpoints.sqlite"), description="LangGraph checkpoints (sessions)"
+    )
+
+
 class Settings(Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
@@ -170,6 +251,8 @@ class Settings(Section):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
 
 
 SECRET_KEYS = {"llm.api_key"}

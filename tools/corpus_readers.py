@@ -1,0 +1,210 @@
+"""Find the files to index and turn each into documents: txt, md, html, pdf (with the `pdf` extra), json/jsonl.
+
+Bad input never stops a run: binary, oversized, unreadable and unsupported files come back as a
+`Skipped` with a reason, and the caller counts them. Text that is not UTF-8 is decoded with
+replacement characters. Symlinks are followed, but each real directory is walked once, so a link
+loop ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from deepsearch.agent.errors import UsageError
+from pydantic import BaseModel, Field
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
+HTML_SUFFIXES = {".html", ".htm"}
+CORPUS_SUFFIXES = {".json", ".jsonl"}
+PDF_SUFFIXES = {".pdf"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | CORPUS_SUFFIXES | PDF_SUFFIXES
+_BINARY_SNIFF_BYTES = 8192
+
+
+class CorpusFields(BaseModel):
+    """Which keys of a json/jsonl record hold the document id, title and text."""
+
+    id: str = "id"
+    title: str = "title"
+    text: str = "text"
+
+
+class SourceDocument(BaseModel):
+    doc_id: str
+    title: str
+    text: str
+    source: str = Field(description="the file path, or the record's url field when it has one")
+
+
+class Skipped(BaseModel):
+    path: str
+    reason: str
+
+
+def discover_files(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
+    """Every supported file under `paths` (sorted, each once) and the files passed over with why."""
+    found: dict[Path, None] = {}
+    skipped: list[Skipped] = []
+    for path in paths:
+        if not path.exists():
+            what = "broken symlink" if path.is_symlink() else "no such file or directory"
+            raise UsageError(f"cannot index {path}: {what}")
+        if path.is_dir():
+            for file in _walk(path, skipped):
+                found.setdefault(file, None)
+        elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+            found.setdefault(path.resolve(), None)
+        else:
+            skipped.append(Skipped(path=str(path), reason=f"unsupported file type '{path.suffix or path.name}'"))
+    return sorted(found), skipped
+
+
+def _walk(root: Path, skipped: list[Skipped]) -> Iterator[Path]:
+    seen_dirs: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = Path(dirpath).resolve()
+        if real in seen_dirs:  # a symlink back to a directory already walked: stop here
+            dirnames.clear()
+            continue
+        seen_dirs.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            file = Path(dirpath) / name
+            if file.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if not file.exists():
+                skipped.append(Skipped(path=str(file), reason="unreadable: broken symlink"))
+            elif file.is_file():
+                yield file.resolve()
+
+
+def read_documents(
+    path: Path, data: bytes, root: Path | None, fields: CorpusFields
+) -> tuple[list[SourceDocument], list[Skipped]]:
+    """Documents of one file's bytes. `root` makes file doc ids relative (stable when the folder moves)."""
+    suffix = path.suffix.lower()
+    if suffix in CORPUS_SUFFIXES:
+        return _read_corpus(path, data, fields)
+    if suffix == ".pdf":
+        try:
+            text, title = _read_pdf(data)
+        except PdfUnavailable as e:
+            return [], [Skipped(path=str(path), reason=str(e))]
+        except Exception as e:  # noqa: BLE001 - pypdf raises many types on damaged files
+            return [], [Skipped(path=str(path), reason=f"unreadable PDF: {type(e).__name__}")]
+    elif b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+        return [], [Skipped(path=str(path), reason="binary content")]
+    elif suffix in HTML_SUFFIXES:
+        text, title = _read_html(data)
+    else:
+        text = data.decode("utf-8", errors="replace")
+        title = _markdown_title(text) if suffix in {".md", ".markdown"} else ""
+    if not text.strip():
+        return [], [Skipped(path=str(path), reason="no text")]
+    doc_id = path.relative_to(root).as_posix() if root and path.is_relative_to(root) else str(path)
+    return [SourceDocument(doc_id=doc_id, title=title or path.stem, text=text, source=str(path))], []
+
+
+def _markdown_title(text: str) -> str:
+    for line in text.splitlines()[:50]:
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
+
+
+def _read_html(data: bytes) -> tuple[str, str]:
+    import trafilatura
+
+    # trafilatura detects the charset itself when given bytes.
+    doc = trafilatura.bare_extraction(data, include_comments=False, include_tables=True, with_metadata=True)
+    if doc is not None and (doc.text or "").strip():
+        return doc.text, doc.title or ""
+    return _html_fallback(data)
+
+
+def _html_fallback(data: bytes) -> tuple[str, str]:
+    """Visible text of the page when trafilatura finds no main content (short or list-like pages)."""
+    import lxml.html
+
+    try:
+        tree = lxml.html.fromstring(data)
+    except (ValueError, lxml.etree.ParserError):
+        return "", ""
+    for bad in tree.xpath("//script|//style|//noscript"):
+        bad.drop_tree()
+    title = (tree.findtext(".//title") or "").strip()
+    body = tree.find(".//body")
+    text = (body if body is not None else tree).text_content()
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return "\n".join(line for line in lines if line), title
+
+
+class PdfUnavailable(Exception):
+    pass
+
+
+def _read_pdf(data: bytes) -> tuple[str, str]:
+    try:
+        import pypdf
+    except ImportError:
+        raise PdfUnavailable("no PDF parser installed (pip install 'deepsearch[pdf]')") from None
+    import io
+
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    pages = [page.extract_text() or "" for page in reader.pages]
+    title = str((reader.metadata or {}).get("/Title") or "")
+    return "\n\n".join(pages), title
+
+
+def _read_corpus(path: Path, data: bytes, fields: CorpusFields) -> tuple[list[SourceDocument], list[Skipped]]:
+    text = data.decode("utf-8", errors="replace")
+    skipped: list[Skipped] = []
+    if path.suffix.lower() == ".jsonl":
+        records: list[tuple[str, object]] = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append((f"{path}:{n}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                skipped.append(Skipped(path=f"{path}:{n}", reason=f"invalid JSON: {e.msg}"))
+    else:
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as e:
+            return [], [Skipped(path=str(path), reason=f"invalid JSON: {e.msg} at line {e.lineno}")]
+        items = loaded if isinstance(loaded, list) else [loaded]
+        records = [(f"{path}[{i}]", item) for i, item in enumerate(items)]
+
+    docs: list[SourceDocument] = []
+    for where, record in records:
+        doc = _record_document(record, fields, default_source=str(path))
+        if isinstance(doc, str):
+            skipped.append(Skipped(path=where, reason=doc))
+        else:
+            docs.append(doc)
+    return docs, skipped
+
+
+def _record_document(record: object, fields: CorpusFields, default_source: str) -> SourceDocument | str:
+    """The record as a document, or why it cannot be one."""
+    if not isinstance(record, dict):
+        return "record is not a JSON object"
+    missing = [f for f in (fields.id, fields.text) if record.get(f) in (None, "")]
+    if missing:
+        return f"record lacks field(s) {', '.join(missing)} (set --id-field/--text-field)"
+    text = record[fields.text]
+    if isinstance(text, list):  # e.g. a list of sentences
+        text = " ".join(str(t) for t in text)
+    url = record.get("url")
+    return SourceDocument(
+        doc_id=str(record[fields.id]),
+        title=str(record.get(fields.title) or ""),
+        text=str(text),
+        source=url if isinstance(url, str) and url else default_source,
+    )
