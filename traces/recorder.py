@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import secrets
 import threading
@@ -146,8 +145,7 @@ class TraceRecorder:
             if self._fd < 0:
                 raise TraceWriteError(f"trajectory {self.id} is closed")
             event["seq"] = self._seq
-            line = json.dumps(self._redactor.redact(event), ensure_ascii=False, separators=(",", ":")) + "\n"
-            data = line.encode("utf-8", "surrogatepass")
+            data = (self._redactor.serialize(event) + "\n").encode("utf-8", "surrogatepass")
             written = os.write(self._fd, data)
             while written < len(data):  # regular files rarely short-write; finish the line if they do
                 written += os.write(self._fd, data[written:])
