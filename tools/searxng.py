@@ -17,7 +17,7 @@ def searxng_language(region: str) -> str:
     country, _, lang = region.lower().partition("-")
     if not lang or country in ("wt", "xa", "xl"):
         return "all"
-    return f"{lang}-{country.upper()}"
+    return f"{lang}-{'GB' if country == 'uk' else country.upper()}"  # DuckDuckGo says uk, ISO 3166 says GB
 
 
 class SearxngEngine:

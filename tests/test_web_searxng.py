@@ -1,0 +1,143 @@
+"""SearXNG's JSON API against a local HTTP server: alone, and as the fallback when ddgs is rate-limited."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from ddgs.exceptions import RatelimitException
+from deepsearch.agent.config import SearchSettings
+from deepsearch.tools.ddgs_engine import DdgsEngine
+from deepsearch.tools.rate_limit import RateLimiter
+from deepsearch.tools.searxng import SearxngEngine, searxng_language
+from deepsearch.tools.web_search import WebSearch, engines_from_settings
+
+from tests.fakes.web_server import LocalWebServer, page, send
+from tests.test_web_search import FakeDDGS, Recorder
+
+SEARXNG_ANSWER = {
+    "query": "nile",
+    "number_of_results": 0,
+    "results": [
+        {"url": "https://en.wikipedia.org/wiki/Nile", "title": "Nile", "content": "The Nile is a river.",
+         "engine": "wikipedia", "engines": ["wikipedia", "brave"], "score": 4.0},
+        {"url": "https://www.britannica.com/place/Nile-River", "title": "Nile River | Britannica",
+         "content": "Nile River, longest river in the world.", "engine": "brave", "score": 1.0},
+        {"url": "https://en.wikipedia.org/wiki/Nile#History", "title": "Nile (history)", "engine": "duckduckgo"},
+    ],
+    "answers": [], "suggestions": [], "unresponsive_engines": [],
+}  # fmt: skip
+
+
+def searxng_route(server: LocalWebServer, *statuses: int):
+    """/search answers with each status in turn (then 200 with SEARXNG_ANSWER); query strings are recorded."""
+    queue = list(statuses)
+
+    def handler(req):
+        if queue and (status := queue.pop(0)) != 200:
+            send(req, status, b"<html>Too Many Requests</html>" if status == 429 else b"<html>Forbidden</html>")
+            return
+        send(req, 200, json.dumps(SEARXNG_ANSWER).encode(), "application/json")
+
+    server.routes["/search"] = handler
+
+
+def query_of(server: LocalWebServer, n: int = -1) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(server.paths()[n]).query).items()}
+
+
+def make_search(tmp_path, settings: SearchSettings, engines=None) -> WebSearch:
+    limiters: dict[str, RateLimiter] = {}
+    return WebSearch(
+        settings,
+        tmp_path,
+        engines=engines,
+        limiter_for=lambda key, interval: limiters.setdefault(key, RateLimiter(interval)),
+        sleep=Recorder(),
+        rng=random.Random(1),
+    )
+
+
+@pytest.fixture
+def searxng():
+    with LocalWebServer() as server:
+        yield server
+
+
+def settings_for(server: LocalWebServer, **extra) -> SearchSettings:
+    values = {"provider": "searxng", "searxng_url": server.url("/"), "min_interval_s": 0, "use_cache": False}
+    return SearchSettings(**{**values, **extra})
+
+
+async def test_searxng_alone_maps_parameters_and_results(searxng, tmp_path):
+    searxng_route(searxng)
+    settings = settings_for(searxng, region="uk-en", time_range="w", safe_search="on")
+    outcome = await make_search(tmp_path, settings).search("nile  river", max_results=5)
+    assert outcome.status == "ok" and outcome.provider == "searxng"
+    assert [(r.rank, r.title, r.backend) for r in outcome.results] == [
+        (1, "Nile", "searxng:wikipedia"),
+        (2, "Nile River | Britannica", "searxng:brave"),
+    ]  # the #History link is the same page
+    assert query_of(searxng) == {
+        "q": "nile river", "format": "json", "language": "en-GB", "time_range": "week", "safesearch": "2", "pageno": "1"
+    }  # fmt: skip
+
+
+async def test_searxng_429_is_retried_then_answers(searxng, tmp_path):
+    searxng_route(searxng, 429, 429)
+    outcome = await make_search(tmp_path, settings_for(searxng, max_retries=2)).search("nile")
+    assert outcome.status == "ok" and outcome.attempts == 3 and len(searxng.paths()) == 3
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda s: searxng_route(s, 403), "refused format=json (HTTP 403)"),
+        (lambda s: s.routes.update({"/search": page("<html>not json</html>", "text/html")}), "not JSON"),
+        (lambda s: s.routes.update({"/search": page('{"answers": []}', "application/json")}), "without a results list"),
+        (lambda s: searxng_route(s, 500), "answered HTTP 500"),
+        (lambda s: searxng_route(s, 429, 429, 429), "rate-limited (HTTP 429) (gave up after 3 attempts)"),
+    ],
+)
+async def test_searxng_failures_are_explained(searxng, tmp_path, setup, expected):
+    setup(searxng)
+    outcome = await make_search(tmp_path, settings_for(searxng, max_retries=2)).search("nile")
+    assert outcome.status == "unavailable" and outcome.message.startswith("web search unavailable: SearXNG at")
+    assert expected in outcome.message
+
+
+async def test_unreachable_searxng_is_unavailable(tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = SearchSettings(provider="searxng", searxng_url=f"http://127.0.0.1:{port}", min_interval_s=0)
+    outcome = await make_search(tmp_path, settings).search("nile")
+    assert outcome.status == "unavailable" and "unreachable" in outcome.message
+
+
+async def test_searxng_is_the_fallback_when_ddgs_is_rate_limited(searxng, tmp_path):
+    searxng_route(searxng)
+    settings = settings_for(searxng, provider="ddgs", max_retries=1)
+    fake = FakeDDGS(RatelimitException("202 Ratelimit"), RatelimitException("202 Ratelimit"))
+    engines = [DdgsEngine(["auto"], 5, ddgs_factory=fake), SearxngEngine(settings.searxng_url, 5)]
+    outcome = await make_search(tmp_path, settings, engines).search("nile")
+    assert outcome.status == "ok" and outcome.provider == "searxng" and outcome.attempts == 3
+    assert outcome.message.startswith("fallback after: ddgs rate-limited")
+    assert len(fake.calls) == 2 and len(searxng.paths()) == 1
+
+
+def test_engine_order_from_settings(searxng):
+    assert [e.name for e in engines_from_settings(SearchSettings())] == ["ddgs"]
+    with_fallback = SearchSettings(searxng_url=searxng.url(""))
+    assert [e.name for e in engines_from_settings(with_fallback)] == ["ddgs", "searxng"]
+    assert [e.name for e in engines_from_settings(settings_for(searxng))] == ["searxng"]
+
+
+@pytest.mark.parametrize(
+    ("region", "language"), [("us-en", "en-US"), ("de-de", "de-DE"), ("wt-wt", "all"), ("x", "all")]
+)
+def test_region_to_searxng_language(region, language):
+    assert searxng_language(region) == language
