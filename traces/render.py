@@ -80,8 +80,9 @@ def trajectory_tree(traj: Trajectory) -> Tree:
     by_subgoal: dict[str | None, list[Step]] = defaultdict(list)
     for step in traj.steps:
         by_subgoal[step.subgoal].append(step)
-    run_level = root.add("run")
-    for step in by_subgoal.pop(None, []):
+    run_steps = by_subgoal.pop(None, [])
+    run_level = root.add("run") if run_steps else None
+    for step in run_steps:
         _add_step(run_level, step)
     if traj.dag or by_subgoal:
         plan = root.add(f"plan: {len(traj.dag)} sub-goal(s), {len(traj.dag_changes)} change(s)")
