@@ -14,9 +14,9 @@ import re
 from deepsearch.agent.tokens import encoding
 from pydantic import BaseModel, Field, model_validator
 
-# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace, or at a
+# A sentence ends at . ! ? (and one closing quote or bracket) before whitespace, or at a
 # blank line. Abbreviations are sometimes cut; that costs a little overlap, never text.
-_SENTENCE_END = re.compile(r"""(?<=[.!?])["')\]]*\s+|\n\s*\n""")
+_SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["')\]]))\s+|\n\s*\n""")
 
 
 class ChunkingOptions(BaseModel):

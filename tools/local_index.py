@@ -194,6 +194,12 @@ def _index_file(
     root = next((r for r in roots if file.is_relative_to(r)), None)
     docs, doc_skips = read_documents(file, data, root, options.fields)
     report.skipped.extend(doc_skips)
+    if not docs:  # nothing usable (binary, empty, all records bad): not recorded, so it is re-checked next run
+        if known_hash is not None:
+            with conn:
+                _remove_source(conn, str(file))
+            report.files_removed += 1
+        return
     with conn:  # one transaction per file: its documents, chunks, vectors and hash land together
         _remove_source(conn, str(file))
         new_rows = _insert_documents(conn, str(file), docs, chunking, report)
