@@ -75,6 +75,7 @@ async def generate_structured(
     temperature: float | None = None,
     logprobs: bool = False,
     schema_in_prompt: bool = True,
+    seed: int | None = None,
 ) -> StructuredOutcome[T]:
     schema = schema_for(model)
     if schema_in_prompt:
@@ -90,6 +91,7 @@ async def generate_structured(
         temperature=temperature,
         logprobs=logprobs,
         top_logprobs=5 if logprobs else 0,
+        seed=seed,
     )
     failures: list[ParseFailure] = []
     responses: list[LLMResponse] = []

@@ -1,0 +1,148 @@
+"""Evidence passages: for each kept candidate the model writes a `contribution` and copies an `evidence`
+excerpt; the excerpt is located in the source by fuzzy matching and only the source's own words go
+forward (widened to whole sentences, so each passage reads on its own). A poor match is replaced by the
+best-matching source span; no match drops the candidate. Passages then share a token budget in rank order.
+"""
+
+from __future__ import annotations
+
+import re
+
+from deepsearch.agent.config import RerankSettings
+from deepsearch.agent.llm import LLMClient, generate_structured
+from deepsearch.agent.tokens import count_tokens, truncate_to_tokens
+from pydantic import BaseModel, Field
+from rapidfuzz import fuzz
+
+from .models import DroppedCandidate, EvidencePassage, ScoredCandidate
+from .neighbours import Expanded
+from .prompting import CallTally, passage_block, render
+
+_MIN_TRUNCATED_TOKENS = 24  # a passage cut shorter than this is not worth sending
+
+
+class EvidenceReply(BaseModel):
+    contribution: str = Field(json_schema_extra={"maxLength": 300})
+    evidence: str = Field(json_schema_extra={"maxLength": 1200})
+
+
+class SpanMatch(BaseModel):
+    score: float = Field(description="0-100")
+    start: int
+    end: int
+
+
+def locate(excerpt: str, source: str) -> SpanMatch:
+    """The source span that best matches `excerpt` (case-insensitive partial alignment)."""
+    a, b = excerpt.lower(), source.lower()
+    if len(a) != len(excerpt) or len(b) != len(source):  # lower() changed lengths: offsets would drift
+        a, b = excerpt, source
+    if len(a) >= len(b):
+        return SpanMatch(score=fuzz.ratio(a, b), start=0, end=len(source))
+    m = fuzz.partial_ratio_alignment(a, b)
+    if m is None:
+        return SpanMatch(score=0.0, start=0, end=0)
+    return SpanMatch(score=m.score, start=m.dest_start, end=m.dest_end)
+
+
+_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+|\n\s*\n")
+
+
+def widen_to_sentences(source: str, start: int, end: int) -> str:
+    """source[start:end] widened to the whole sentences it touches."""
+    begin = 0
+    for m in _BOUNDARY.finditer(source):
+        if m.end() > start:
+            break
+        begin = m.end()
+    m = _BOUNDARY.search(source, max(end - 1, begin))
+    stop = m.start() + len(m.group(0).rstrip()) if m else len(source)
+    return source[begin:stop].strip()
+
+
+def verify(excerpt: str, source: str, settings: RerankSettings) -> tuple[str, str, float]:
+    """(text, verification, match score): the source span standing for `excerpt`, or verification 'dropped'."""
+    match = locate(excerpt, source)
+    if match.score >= settings.match_threshold:
+        kind = "verified"
+    elif match.score >= settings.replace_threshold:
+        kind = "replaced"
+    else:
+        return "", "dropped", match.score
+    return widen_to_sentences(source, match.start, match.end), kind, match.score
+
+
+async def extract_evidence(
+    client: LLMClient,
+    query: str,
+    item: Expanded,
+    scored: ScoredCandidate,
+    settings: RerankSettings,
+    tally: CallTally,
+) -> EvidencePassage | DroppedCandidate:
+    candidate = item.candidate
+    source = " ".join(candidate.text.split())  # as the prompt shows it, so the model's copy can match
+    base = {
+        "candidate_id": candidate.id,
+        "source": candidate.source,
+        "title": candidate.title,
+        "score": scored.score,
+        "merged_ids": item.merged_ids,
+    }
+    if not settings.evidence:
+        return _source_excerpt(base, source, settings)
+    outcome = await generate_structured(
+        client,
+        render("evidence_extract", query=query, passage=passage_block(None, candidate, 4 * settings.passage_chars)),
+        EvidenceReply,
+        role="evidence",
+        fallback=lambda: EvidenceReply(contribution="", evidence=""),
+        max_tokens=settings.max_tokens,
+    )
+    tally.add(f"evidence {candidate.id}", outcome)
+    if outcome.used_fallback:
+        tally.note(f"evidence {candidate.id}: no usable reply, the source's opening stands in")
+        return _source_excerpt(base, source, settings)
+    reply = outcome.value
+    if not reply.evidence.strip():
+        return DroppedCandidate(id=candidate.id, reason="the model found no evidence in it")
+    text, kind, score = verify(reply.evidence, source, settings)
+    if kind == "dropped":
+        tally.note(f"evidence {candidate.id}: excerpt not found in the source (match {score:.0f}), dropped")
+        return DroppedCandidate(
+            id=candidate.id,
+            reason=f"evidence not found in the source (match {score:.0f} < {settings.replace_threshold:.0f})",
+        )
+    if kind == "replaced":
+        tally.note(f"evidence {candidate.id}: excerpt matched only {score:.0f}, replaced by the best source span")
+    return EvidencePassage(
+        **base,
+        evidence=text,
+        contribution=reply.contribution.strip(),
+        tokens=count_tokens(text),
+        verification=kind,  # type: ignore[arg-type]
+        match_score=round(score, 1),
+    )
+
+
+def _source_excerpt(base: dict, source: str, settings: RerankSettings) -> EvidencePassage:
+    text = truncate_to_tokens(source, max(_MIN_TRUNCATED_TOKENS, settings.evidence_token_budget // 4))
+    return EvidencePassage(**base, evidence=text, tokens=count_tokens(text), verification="source_excerpt")
+
+
+def within_budget(passages: list[EvidencePassage], budget: int) -> tuple[list[EvidencePassage], list[DroppedCandidate]]:
+    """Passages in rank order until the token budget is spent; the one that crosses it is truncated."""
+    kept: list[EvidencePassage] = []
+    dropped: list[DroppedCandidate] = []
+    left = budget
+    for p in passages:
+        if p.tokens <= left:
+            kept.append(p)
+            left -= p.tokens
+        elif left >= _MIN_TRUNCATED_TOKENS:
+            text = truncate_to_tokens(p.evidence, left)
+            kept.append(p.model_copy(update={"evidence": text + " …", "tokens": count_tokens(text + " …")}))
+            left = 0
+        else:
+            dropped.append(DroppedCandidate(id=p.candidate_id, reason=f"over the evidence token budget ({budget})"))
+    return kept, dropped
