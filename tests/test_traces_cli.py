@@ -114,3 +114,29 @@ def test_every_traces_command_has_help_with_an_example():
     for cmd in ("ls", "show", "stats", "validate", "reindex", "export"):
         result = invoke("traces", cmd, "--help")
         assert result.exit_code == 0 and "Example: deepsearch traces" in result.stdout
+
+
+def test_missing_directory_lists_nothing_and_creates_nothing(tmp_path):
+    d = tmp_path / "never-used"
+    assert json.loads(invoke("traces", "ls", "--json", "--traces-dir", str(d)).stdout) == []
+    assert invoke("traces", "validate", "--traces-dir", str(d)).exit_code == 0 and not d.exists()
+
+
+def test_ask_with_an_unwritable_traces_dir_is_one_line(cli_env, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepsearch.agent",
+        "ask",
+        "q?",
+        "--closed-book",
+        "--traces-dir",
+        str(blocker),
+        "--llm-base-url",
+        "http://127.0.0.1:9/v1",
+    ]
+    out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("deepsearch: error: cannot write trajectories to")

@@ -115,6 +115,8 @@ class TraceIndex:
 
     def sync(self) -> list[RunSummary]:
         """Bring the index up to date with the logs; returns every run, newest first."""
+        if not self.dir.is_dir():
+            return []  # nothing recorded yet: listing must not create the directory
         with self._connect() as db:
             known = {row[0]: (row[1], row[2]) for row in db.execute("SELECT id, mtime_ns, size FROM runs")}
             on_disk = set()
