@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from deepsearch.agent.tokens import count_tokens
 from deepsearch.tools.chunking import ChunkingOptions, chunk_text, split_sentences
 from deepsearch.tools.fusion import reciprocal_rank_fusion
+from pydantic import ValidationError
 
 SENTENCES = [f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(60)]
 TEXT = " ".join(SENTENCES)

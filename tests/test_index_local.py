@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from deepsearch.agent.config import IndexSettings
 from deepsearch.agent.errors import UsageError
 from deepsearch.tools import index_store as store
