@@ -100,6 +100,10 @@ def test_finish_twice_and_unwritable_directory_are_errors(tmp_path):
     blocker.write_text("")
     with pytest.raises(TraceWriteError, match="cannot write trajectories"):
         TraceRecorder.start(blocker, Header(question="q"))
+    for unsafe in ("../escape", ".hidden", "a/b", ""):
+        with pytest.raises(ValueError, match="trace id"):
+            TraceRecorder.start(tmp_path, Header(question="q"), trace_id=unsafe or "x" * 200)
+    assert TraceRecorder.start(tmp_path, Header(question="q"), trace_id="batch-q1.r2").path.name == "batch-q1.r2.jsonl"
 
 
 def test_synthetic_runs_read_back_complete(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -56,6 +57,7 @@ _STEP_MODELS: dict[str, type[StepBase]] = {
     "information": InformationStep,
     "budget": BudgetStep,
 }
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")  # a file name, never a path
 _PENDING_CALLS_MAX = 1024  # LLM calls waiting for their structured outcome
 
 
@@ -109,6 +111,8 @@ class TraceRecorder:
         """Create the run's log and write its start event. Raises TraceWriteError if that is impossible."""
         created = datetime.now(UTC)
         trace_id = trace_id or new_trace_id(created)
+        if not _SAFE_ID.match(trace_id):
+            raise ValueError(f"trace id {trace_id!r}: use letters, digits, '.', '_' and '-' (not first)")
         runs = Path(directory).expanduser() / RUNS_DIR
         path = runs / f"{trace_id}.jsonl"
         # The log appears under its name only once its start line is whole: a run killed while
@@ -132,10 +136,10 @@ class TraceRecorder:
                 }
             )
             os.replace(starting, path)
-        except OSError as e:
+        except (OSError, TraceWriteError) as e:
             recorder.close()
             starting.unlink(missing_ok=True)
-            raise TraceWriteError(f"cannot write trajectories to {runs}: {e.strerror or e}") from None
+            raise TraceWriteError(f"cannot write trajectories to {runs}: {getattr(e, 'strerror', None) or e}") from None
         return recorder
 
     # ---- writing -------------------------------------------------------------------------------
@@ -146,11 +150,14 @@ class TraceRecorder:
                 raise TraceWriteError(f"trajectory {self.id} is closed")
             event["seq"] = self._seq
             data = (self._redactor.serialize(event) + "\n").encode("utf-8", "surrogatepass")
-            written = os.write(self._fd, data)
-            while written < len(data):  # regular files rarely short-write; finish the line if they do
-                written += os.write(self._fd, data[written:])
-            if self._fsync:
-                os.fsync(self._fd)
+            try:
+                written = os.write(self._fd, data)
+                while written < len(data):  # regular files rarely short-write; finish the line if they do
+                    written += os.write(self._fd, data[written:])
+                if self._fsync:
+                    os.fsync(self._fd)
+            except OSError as e:
+                raise TraceWriteError(f"cannot append to trajectory {self.path}: {e.strerror or e}") from None
             self._seq += 1
 
     def _at(self) -> float:
