@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
 from ..agent.config import FetchSettings, load_settings
@@ -22,6 +22,9 @@ from .robots import RobotsPolicy
 from .ssrf import Resolver, SsrfGuard, system_resolver
 from .ttl_cache import TTLCache, cache_key
 from .worker_pool import WorkerCrashed, WorkerPool, WorkerTimeout, shared_pool
+
+if TYPE_CHECKING:
+    from langchain_core.tools import StructuredTool
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
@@ -164,6 +167,8 @@ def build_fetch_page_tool(fetcher: PageFetcher | None = None) -> StructuredTool:
     def _run(url: str, max_tokens: int = 4000):
         return asyncio.run(_arun(url, max_tokens))
 
+    from langchain_core.tools import StructuredTool
+
     return StructuredTool.from_function(
         func=_run,
         coroutine=_arun,
@@ -180,4 +185,10 @@ def _fetcher_from_user_settings() -> PageFetcher:
     return PageFetcher(settings.fetch, settings.cache.dir)
 
 
-fetch_page = build_fetch_page_tool()
+def __getattr__(attr: str):
+    # `fetch_page` (the tool built from the user's settings) is made on first use: importing langchain-core's
+    # tool machinery costs most of a second, which the CLI and the graph do not need to pay.
+    if attr == "fetch_page":
+        tool = globals()["fetch_page"] = build_fetch_page_tool()
+        return tool
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

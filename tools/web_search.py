@@ -12,9 +12,8 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
 from ..agent.config import SearchSettings, load_settings
@@ -26,6 +25,9 @@ from .search_models import SearchOutcome
 from .search_normalize import guard_query, normalize_results
 from .searxng import SearxngEngine
 from .ttl_cache import TTLCache, cache_key
+
+if TYPE_CHECKING:
+    from langchain_core.tools import StructuredTool
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,8 @@ def build_web_search_tool(searcher: WebSearch | None = None) -> StructuredTool:
     def _run(query: str, max_results: int | None = None, time_range: str | None = None):
         return asyncio.run(_arun(query, max_results, time_range))
 
+    from langchain_core.tools import StructuredTool
+
     return StructuredTool.from_function(
         func=_run,
         coroutine=_arun,
@@ -185,4 +189,10 @@ def _searcher_from_user_settings() -> WebSearch:
     return WebSearch(settings.search, settings.cache.dir)
 
 
-web_search = build_web_search_tool()
+def __getattr__(attr: str):
+    # `web_search` (the tool built from the user's settings) is made on first use: importing langchain-core's
+    # tool machinery costs most of a second, which the CLI and the graph do not need to pay.
+    if attr == "web_search":
+        tool = globals()["web_search"] = build_web_search_tool()
+        return tool
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
