@@ -73,6 +73,7 @@ class LocalSearcher:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._stemmer = stemmer(self.manifest.stemmer)
+        self._matrix: np.ndarray | None = None
         search_dir = index_dir / store.SEARCH_DIR
         try:
             self._rows = np.load(search_dir / "rows.npy")
@@ -144,8 +145,10 @@ class LocalSearcher:
     def _dense_ranking(self, query: str, depth: int) -> list[tuple[int, float]]:
         from .dense import load_embedder
 
+        if self._matrix is None:  # float16 on disk; float32 once in memory so each query is one matmul
+            self._matrix = np.asarray(self._vectors, dtype=np.float32)
         q = load_embedder().embed([query])[0]
-        return _top(np.asarray(self._vectors, dtype=np.float32) @ q, depth)
+        return _top(self._matrix @ q, depth)
 
     def _hits(self, ranked: list[tuple[int, float]], ranks: dict[str, dict[int, int]], k: int) -> list[LocalHit]:
         hits: list[LocalHit] = []
