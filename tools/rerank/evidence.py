@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from deepsearch.agent.config import RerankSettings
-from deepsearch.agent.llm import LLMClient, generate_structured
+from deepsearch.agent.llm import LLMClient, LLMError, generate_structured
 from deepsearch.agent.tokens import count_tokens, truncate_to_tokens
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
@@ -48,16 +48,29 @@ def locate(excerpt: str, source: str) -> SpanMatch:
 _BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+|\n\s*\n")
 
 
-def widen_to_sentences(source: str, start: int, end: int) -> str:
-    """source[start:end] widened to the whole sentences it touches."""
-    begin = 0
-    for m in _BOUNDARY.finditer(source):
-        if m.end() > start:
-            break
+def _sentences(text: str) -> list[tuple[int, int]]:
+    spans, begin = [], 0
+    for m in _BOUNDARY.finditer(text):
+        stop = m.start() + len(m.group(0).rstrip())
+        if text[begin:stop].strip():
+            spans.append((begin, stop))
         begin = m.end()
-    m = _BOUNDARY.search(source, max(end - 1, begin))
-    stop = m.start() + len(m.group(0).rstrip()) if m else len(source)
-    return source[begin:stop].strip()
+    if text[begin:].strip():
+        spans.append((begin, len(text)))
+    return spans
+
+
+def widen_to_sentences(source: str, start: int, end: int) -> str:
+    """source[start:end] widened to the whole sentences it covers. A sentence the span only grazes (less
+    than half of the shorter of the two) is left out: fuzzy alignments often start a few characters early."""
+    touched = [(a, b, min(b, end) - max(a, start)) for a, b in _sentences(source) if a < end and b > start]
+    if not touched:
+        return source[start:end].strip()
+    kept = [(a, b) for a, b, overlap in touched if overlap >= min(b - a, end - start) / 2]
+    if not kept:
+        a, b, _ = max(touched, key=lambda t: t[2])
+        kept = [(a, b)]
+    return source[kept[0][0] : kept[-1][1]].strip()
 
 
 def verify(excerpt: str, source: str, settings: RerankSettings) -> tuple[str, str, float]:
@@ -91,14 +104,18 @@ async def extract_evidence(
     }
     if not settings.evidence:
         return _source_excerpt(base, source, settings)
-    outcome = await generate_structured(
-        client,
-        render("evidence_extract", query=query, passage=passage_block(None, candidate, 4 * settings.passage_chars)),
-        EvidenceReply,
-        role="evidence",
-        fallback=lambda: EvidenceReply(contribution="", evidence=""),
-        max_tokens=settings.max_tokens,
-    )
+    try:
+        outcome = await generate_structured(
+            client,
+            render("evidence_extract", query=query, passage=passage_block(None, candidate, 4 * settings.passage_chars)),
+            EvidenceReply,
+            role="evidence",
+            fallback=lambda: EvidenceReply(contribution="", evidence=""),
+            max_tokens=settings.max_tokens,
+        )
+    except LLMError as e:
+        tally.note(f"evidence {candidate.id}: the model failed ({e}); the source's opening stands in")
+        return _source_excerpt(base, source, settings)
     tally.add(f"evidence {candidate.id}", outcome)
     if outcome.used_fallback:
         tally.note(f"evidence {candidate.id}: no usable reply, the source's opening stands in")

@@ -124,6 +124,8 @@ async def rerank(
             DroppedCandidate(id=c.id, reason=f"below the {cut.method} cut (rank {c.rank + 1}, score {c.score:.2f})")
         )
     scores = {c.id: c.score for c in ranked}
+    if mode == "fusion":  # the model already failed on every candidate: do not ask it for evidence
+        settings = settings.model_copy(update={"evidence": False})
     passages = await _select(
         client, query, ranked[: cut.keep], pool, scores, settings, neighbour_lookup, tally, dropped
     )

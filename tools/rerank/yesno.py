@@ -26,7 +26,8 @@ class Verdict(BaseModel):
 
 
 def _word(token: str) -> str:
-    return token.strip().strip("\"'").strip().lower()
+    """A token without the JSON punctuation a tokenizer may glue to it: `"yes"}` → `yes`."""
+    return token.strip().strip("\"'{}:, ").lower()
 
 
 def yes_probability(response: LLMResponse) -> float | None:
