@@ -42,6 +42,7 @@ async def answer_closed_book(client: LLMClient, question: str, recorder: TraceRe
     return AskResult(
         question=question,
         answer=answer,
+        short_answer=answer,
         mode="closed_book",
         termination="abstained" if abstained else "answered",
         usage=RunUsage(

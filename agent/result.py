@@ -26,6 +26,7 @@ class RunUsage(BaseModel):
 class AskResult(BaseModel):
     question: str
     answer: str
+    short_answer: str = Field("", description="the answer in a few words (what EM/F1 scoring reads)")
     mode: Literal["closed_book", "research"]
     citations: list[Citation] = Field(default_factory=list)
     subgoals: list[dict] = Field(default_factory=list)
@@ -34,3 +35,5 @@ class AskResult(BaseModel):
     backend: str
     model: str
     trace_id: str | None = None
+    assumption: str | None = Field(None, description="how an ambiguous question was read")
+    notes: list[str] = Field(default_factory=list, description="e.g. web search unavailable: answered locally")

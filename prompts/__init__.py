@@ -1,8 +1,10 @@
 """Prompt templates as files, loaded by name.
 
 A file `NAME.md` holds a `# system` section and a `# user` section; `$variables` are filled with
-string.Template (so JSON braces in prompts need no escaping). A template's version is the hash of its
-file, recorded in every trajectory.
+string.Template (so JSON braces in prompts need no escaping). A system section that is just `@OTHER`
+reuses OTHER.md's system text, so the research roles share one system prompt (a stable prefix that
+vLLM's prefix cache reuses across calls). A template's version is the hash of its file (and of the
+file it borrows from), recorded in every trajectory.
 """
 
 from __future__ import annotations
@@ -40,10 +42,14 @@ def load_prompt(name: str) -> PromptTemplate:
     sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
     if set(sections) != {"system", "user"}:
         raise ValueError(f"prompt {name}.md needs exactly a '# system' and a '# user' section")
+    system, version_text = sections["system"], text
+    if system.startswith("@"):
+        shared = load_prompt(system[1:].strip())
+        system, version_text = shared.system, text + shared.version
     return PromptTemplate(
         name=name,
-        version=hashlib.sha256(text.encode()).hexdigest()[:12],
-        system=sections["system"],
+        version=hashlib.sha256(version_text.encode()).hexdigest()[:12],
+        system=system,
         user=sections["user"],
     )
 

@@ -1,6 +1,7 @@
 """The CLI as a user meets it: a real subprocess, its exit code, stdout and stderr."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -99,12 +100,26 @@ def test_doctor_fails_on_a_missing_model_and_a_dead_server(cli_env):
     assert out.returncode == 1 and "cannot reach" in out.stdout and "Traceback" not in out.stderr
 
 
-def test_every_command_has_help(cli_env):
-    top = deepsearch("--help", env=cli_env)
+def test_every_command_and_subcommand_has_help(cli_env):
+    import click
+    import typer.main
+    from typer.testing import CliRunner
+
+    from deepsearch.agent.cli import app
+
+    top = deepsearch("--help", env=cli_env)  # the real entry point, once
     assert top.returncode == 0 and "Agentic deep search" in top.stdout
-    commands = [line.split()[1] for line in top.stdout.splitlines() if line.startswith("│ ") and len(line.split()) > 2]
-    assert {"ask", "doctor", "config"} <= set(commands)
-    for command in commands:
-        out = deepsearch(command, "--help", env=cli_env)
-        assert out.returncode == 0 and len(out.stdout) > 200, command
-    assert "effective value" in deepsearch("config", "show", "--help", env=cli_env).stdout
+    runner = CliRunner()
+
+    def walk(command: click.Command, path: list[str]):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    seen = []
+    for path, command in walk(typer.main.get_command(app), []):
+        out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "160", "NO_COLOR": "1"})
+        assert out.exit_code == 0, path
+        assert (command.help or "").strip(), f"{' '.join(path)} has no help text"
+        seen.append(" ".join(path))
+    assert {"ask", "doctor", "config show"} <= set(seen)

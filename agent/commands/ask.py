@@ -1,14 +1,18 @@
-"""`deepsearch ask`: answer one question."""
+"""`deepsearch ask`: answer one question, researched with citations, or closed-book."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.panel import Panel
 
 from ..errors import UsageError
+from ..result import AskResult
 from .options import (
     BackendOpt,
     BaseUrlOpt,
@@ -21,12 +25,27 @@ from .options import (
     settings_from_cli,
 )
 
+IndexOpt = Annotated[
+    list[str] | None,
+    typer.Option("--index", "-i", help="Local index to search (a name from `deepsearch index` or a path). Repeatable."),
+]
+WebOpt = Annotated[bool | None, typer.Option("--web/--no-web", help="Also search the web (default: agent.web).")]
+
 
 def ask(
     question: str = typer.Argument(..., help="The question to answer."),
     closed_book: bool = typer.Option(
         False, "--closed-book", help="Answer from the model alone, without searching (the baseline)."
     ),
+    index: IndexOpt = None,
+    web: WebOpt = None,
+    max_llm_calls: int | None = typer.Option(None, help="Budget: LLM calls for the run."),
+    max_searches: int | None = typer.Option(None, help="Budget: search calls for the run."),
+    max_fetches: int | None = typer.Option(None, help="Budget: page fetches for the run."),
+    max_seconds: float | None = typer.Option(None, help="Budget: wall time for the run (seconds)."),
+    max_rounds: int | None = typer.Option(None, help="Research rounds per sub-goal (hard cap)."),
+    max_subgoals: int | None = typer.Option(None, help="Sub-goals the planner may create."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     llm_base_url: BaseUrlOpt = None,
@@ -35,33 +54,82 @@ def ask(
     model_path: ModelPathOpt = None,
     traces_dir: TracesDirOpt = None,
 ) -> None:
-    """Answer a question. With --closed-book the model answers directly (no search).
+    """Answer a question: plan sub-goals, search local indexes (and the web), judge the evidence, stop when
+    searching adds no more information, and answer with numbered citations. Every run is recorded.
 
+    With --closed-book the model answers directly, without searching (the baseline evals compare against).
     Uses the embedded model unless --llm-base-url points at an OpenAI-compatible server (e.g. vLLM).
 
-    Example: deepsearch ask "What is the capital of France?" --closed-book --json
+    Examples:
+      deepsearch ask "Who wrote the novel the film Blade Runner is based on?" --index wiki --no-web
+      deepsearch ask "What is the capital of France?" --closed-book --json
     """
-    question = question.strip()
+    question = " ".join(question.split())
     if not question:
         raise UsageError("the question is empty")
-    if not closed_book:
-        raise UsageError("this version answers with --closed-book only; search-based answering is not built yet")
-    overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
-    loaded = settings_from_cli(config, overrides)
-    result = asyncio.run(_run(loaded.settings, question))
+    overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {
+        "traces.dir": traces_dir,
+        "agent.indexes": index,
+        "agent.web": web,
+        "agent.max_llm_calls": max_llm_calls,
+        "agent.max_searches": max_searches,
+        "agent.max_fetches": max_fetches,
+        "agent.max_seconds": max_seconds,
+        "agent.max_rounds": max_rounds,
+        "agent.max_subgoals": max_subgoals,
+    }
+    settings = settings_from_cli(config, overrides).settings
+    progress = None if quiet or not sys.stderr.isatty() else _progress_printer(Console(stderr=True))
+    result = asyncio.run(_closed_book(settings, question) if closed_book else _research(settings, question, progress))
     if as_json:
         print(result.model_dump_json(indent=2))
-        return
-    console = Console()
-    console.print(Panel(result.answer or "(no answer)", title=question, subtitle=result.termination))
+    else:
+        print_result(Console(), result)
+
+
+def _progress_printer(console: Console):
+    from ..events import EvidenceEvent, InformationEvent, NodeEvent, QueryEvent, SubGoalEvent, VerdictEvent
+
+    def show(event) -> None:
+        if isinstance(event, NodeEvent) and event.phase == "started":
+            console.print(f"[dim]{event.at_s:6.1f}s[/dim] {event.node}")
+        elif isinstance(event, SubGoalEvent):
+            extra = f" → {event.answer} ({event.stop_reason})" if event.status == "done" else ""
+            console.print(f"[dim]{event.at_s:6.1f}s[/dim]   {event.subgoal_id} {event.status}: {event.question}{extra}")
+        elif isinstance(event, QueryEvent):
+            console.print(f"[dim]{event.at_s:6.1f}s     {event.source} search: {event.query} ({event.hits} hits)[/dim]")
+        elif isinstance(event, EvidenceEvent):
+            console.print(f"[dim]{event.at_s:6.1f}s     evidence kept {len(event.kept)}, dropped {event.dropped}[/dim]")
+        elif isinstance(event, VerdictEvent):
+            console.print(f"[dim]{event.at_s:6.1f}s[/dim]   judge {event.target}: {event.decision}")
+        elif isinstance(event, InformationEvent):
+            info = f"round {event.round}: belief {event.belief:.2f}, gain {event.gain:.2f}"
+            console.print(f"[dim]{event.at_s:6.1f}s     {info}[/dim]")
+
+    return show
+
+
+def print_result(console: Console, result: AskResult) -> None:
+    console.print(Panel(Markdown(result.answer or "(no answer)"), title=result.question, subtitle=result.termination))
+    for c in result.citations:
+        quote = " ".join(c.quote.split())
+        console.print(f"[bold][{c.n}][/bold] {c.source}\n    [dim]{quote[:200]}{'…' if len(quote) > 200 else ''}[/dim]")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
     u = result.usage
     console.print(
-        f"[dim]{result.backend}:{result.model} · {u.llm_calls} LLM call(s) · "
-        f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.seconds:.1f}s · trace {result.trace_id}[/dim]"
+        f"[dim]{result.backend}:{result.model} · {u.llm_calls} LLM call(s) · {u.prompt_tokens}+{u.completion_tokens} "
+        f"tokens · {u.searches} search(es) · {u.fetches} fetch(es) · {u.seconds:.1f}s · trace {result.trace_id}[/dim]"
     )
 
 
-async def _run(settings, question: str):
+async def _research(settings, question: str, progress) -> AskResult:
+    from ..run import aresearch
+
+    return await aresearch(question, settings=settings, on_event=progress)
+
+
+async def _closed_book(settings, question: str) -> AskResult:
     from ...traces.session import start_run_recording
     from ..closed_book import answer_closed_book
     from ..llm import LLMClient, build_backend

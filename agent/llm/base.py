@@ -23,6 +23,11 @@ class LLMBackend(abc.ABC):
     def supports_logprobs(self) -> bool:
         return True
 
+    @property
+    def guided_json(self) -> bool:
+        """The backend constrains decoding to the requested JSON schema (so the prompt need not show it)."""
+        return True
+
     @abc.abstractmethod
     async def complete(self, request: LLMRequest) -> LLMResponse: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 
 from .base import LLMBackend
@@ -14,12 +15,14 @@ Script = list[Reply] | Callable[[LLMRequest], Reply]
 
 
 class FakeBackend(LLMBackend):
-    """Replies from a script. A string becomes a response with one logprob per word (-0.1 each)."""
+    """Replies from a script. A string becomes a response with one logprob per word (-0.1 each), or
+    `logprob` if given."""
 
     name = "fake"
 
-    def __init__(self, script: Script, *, model: str = "fake-model", latency_s: float = 0.0):
+    def __init__(self, script: Script, *, model: str = "fake-model", latency_s: float = 0.0, logprob: float = -0.1):
         self._script = script
+        self.logprob = logprob
         self._model = model
         self.latency_s = latency_s
         self.requests: list[LLMRequest] = []
@@ -27,6 +30,10 @@ class FakeBackend(LLMBackend):
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def guided_json(self) -> bool:
+        return False
 
     def _next(self, request: LLMRequest) -> Reply:
         if callable(self._script):
@@ -45,13 +52,13 @@ class FakeBackend(LLMBackend):
         if isinstance(reply, LLMResponse):
             return reply
         text, reasoning = split_think(reply)
-        words = text.split()
+        words = re.findall(r"\S+\s*", text)  # tokens keep their whitespace: they concatenate back to the text
         prompt_words = sum(len(m.content.split()) for m in request.messages)
         return LLMResponse(
             text=text,
             raw_text=reply,
             reasoning=reasoning,
-            logprobs=[TokenLogprob(token=w, logprob=-0.1) for w in words] if request.logprobs else None,
+            logprobs=[TokenLogprob(token=w, logprob=self.logprob) for w in words] if request.logprobs else None,
             finish_reason="stop",
             usage=Usage(prompt_tokens=prompt_words, completion_tokens=len(words)),
             latency_s=self.latency_s,

@@ -74,12 +74,15 @@ async def generate_structured(
     max_tokens: int | None = None,
     temperature: float | None = None,
     logprobs: bool = False,
-    schema_in_prompt: bool = True,
+    schema_in_prompt: bool | None = None,
     seed: int | None = None,
 ) -> StructuredOutcome[T]:
     schema = schema_for(model)
+    if schema_in_prompt is None:
+        # Under guided decoding the grammar enforces the shape, and a small model shown the schema copies
+        # its descriptions into the values. Without guidance the model needs to see it.
+        schema_in_prompt = not client.backend.guided_json
     if schema_in_prompt:
-        # Small models follow the shape far better when they see it, even under guided decoding.
         hint = "\n\nReply with one JSON object matching this JSON schema:\n" + json.dumps(schema, separators=(",", ":"))
         messages = [*messages[:-1], ChatMessage(role=messages[-1].role, content=messages[-1].content + hint)]
     request = LLMRequest(

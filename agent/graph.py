@@ -1,0 +1,48 @@
+"""The research graph, wired as DESIGN.md draws it (absolute imports: langgraph.json loads this file by path).
+
+intake ─▶ plan ─▶ dispatch ═▶ research(sub-goal) ═▶ reflect ─▶ dispatch … ─▶ answer ─▶ verify ─▶ END
+                                                                               ▲ revise once │
+                                                                               └─────────────┘
+"""
+
+from __future__ import annotations
+
+from deepsearch.agent.context import RunContext
+from deepsearch.agent.nodes.answer import answer
+from deepsearch.agent.nodes.dispatch import dispatch, route_dispatch
+from deepsearch.agent.nodes.intake import intake
+from deepsearch.agent.nodes.plan import plan
+from deepsearch.agent.nodes.reflect import reflect
+from deepsearch.agent.nodes.research import research
+from deepsearch.agent.nodes.verify import verify
+from deepsearch.agent.state import ResearchState
+from langgraph.graph import END, START, StateGraph
+
+
+def build_graph() -> StateGraph:
+    g = StateGraph(ResearchState, context_schema=RunContext)
+    g.add_node("intake", intake)
+    g.add_node("plan", plan)
+    g.add_node("dispatch", dispatch)
+    g.add_node("research", research)
+    g.add_node("reflect", reflect)
+    g.add_node("answer", answer)
+    g.add_node("verify", verify)
+    g.add_edge(START, "intake")
+    g.add_edge("intake", "plan")
+    g.add_edge("plan", "dispatch")
+    g.add_conditional_edges("dispatch", route_dispatch, ["research", "answer"])
+    g.add_edge("research", "reflect")  # runs once, after every parallel branch of the wave has finished
+    g.add_edge("reflect", "dispatch")
+    g.add_edge("answer", "verify")  # verify routes with Command: back to answer (revise once) or END
+    return g
+
+
+def compile_graph(checkpointer=None):
+    return build_graph().compile(checkpointer=checkpointer)
+
+
+# For LangGraph tooling (langgraph.json): `langgraph dev` loads this compiled graph.
+graph = compile_graph()
+
+__all__ = ["END", "build_graph", "compile_graph", "graph"]

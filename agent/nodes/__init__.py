@@ -1,0 +1,1 @@
+"""The graph's nodes, one module each, named as in DESIGN.md's diagram."""

@@ -1,0 +1,58 @@
+"""answer: synthesise from the collected evidence only, as claims citing numbered evidence [n]."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from ..context import RunContext
+from ..events import NodeEvent
+from ..evidence import format_evidence
+from ..state import AnswerClaim, DraftAnswer, Evidence, ResearchState
+
+
+def answer_evidence(state: ResearchState) -> list[Evidence]:
+    """Evidence kept by the sub-goals (flagged passages excluded), in plan order, best first within each."""
+    evidence = state.get("evidence") or {}
+    ordered: list[Evidence] = []
+    for result in (state.get("results") or {}).values():
+        items = [evidence[i] for i in result.evidence_ids if i in evidence and not evidence[i].injection_flagged]
+        ordered += sorted(items, key=lambda e: -e.score)
+    return list({e.id: e for e in ordered}.values())
+
+
+def _findings(state: ResearchState) -> str:
+    lines = [f"- {r.question} → {r.answer}" for r in (state.get("results") or {}).values()]
+    return "\n".join(lines) or "(none)"
+
+
+def keep_valid_citations(draft: DraftAnswer, valid: set[int]) -> DraftAnswer:
+    """Never let a citation number through that does not map to shown evidence."""
+    claims = [
+        AnswerClaim(text=c.text.strip(), citations=sorted({n for n in c.citations if n in valid}))
+        for c in draft.claims
+        if c.text.strip()
+    ]
+    return draft.model_copy(update={"claims": claims})
+
+
+async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
+    ctx = runtime.context
+    ctx.emit(NodeEvent(node="answer", phase="started"))
+    items = answer_evidence(state)
+    if not items:
+        ctx.emit(NodeEvent(node="answer", phase="finished"))
+        return {"draft": DraftAnswer(short_answer="", claims=[]), "citation_map": {}}
+    # The evidence block comes right after the question and stays the same across revisions: a stable
+    # prefix for vLLM's prefix cache.
+    text, shown = format_evidence(items, ctx.agent.answer_evidence_tokens)
+    feedback = state.get("revision_feedback")
+    outcome = await ctx.structured(
+        "answer", DraftAnswer, role="answerer" if not feedback else "reviser",
+        fallback=DraftAnswer(short_answer="", claims=[]), max_tokens=500,
+        question=state["standalone_question"], evidence=text, findings=_findings(state),
+        feedback=f"\n# Reviewer feedback on your previous answer\n{feedback}\n" if feedback else "",
+    )  # fmt: skip
+    citation_map = {n: ev.id for n, ev in enumerate(shown, 1)}
+    draft = keep_valid_citations(outcome.value, set(citation_map))
+    ctx.emit(NodeEvent(node="answer", phase="finished"))
+    return {"draft": draft, "citation_map": citation_map}

@@ -1,0 +1,147 @@
+"""verify: every claim must be supported by the evidence it cites; one revision, then removal or abstention."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+from pydantic import BaseModel, Field
+
+from ..context import RunContext
+from ..events import NodeEvent, VerdictEvent
+from ..result import Citation
+from ..state import AnswerClaim, ResearchState
+from ..tokens import truncate_to_tokens
+
+_WORD = re.compile(r"\w+")
+_STOP = {"the", "a", "an", "of", "in", "on", "at", "to", "and", "or", "is", "was", "were", "are", "by", "for", "with",
+         "as", "that", "this", "it", "its", "from", "be", "has", "had", "have"}  # fmt: skip
+QUOTE_TOKENS = 300
+
+
+class ClaimVerdict(BaseModel):
+    claim: int = Field(description="the claim number")
+    supported: bool
+    reason: str = Field("", max_length=200)
+
+
+class Verification(BaseModel):
+    verdicts: list[ClaimVerdict] = Field(default_factory=list, max_length=8)
+
+
+def lexical_support(claim: str, evidence_text: str) -> bool:
+    """Backstop when the verifier gives no verdict: most of the claim's content words are in the evidence."""
+    words = {w for w in _WORD.findall(claim.lower()) if w not in _STOP}
+    if not words:
+        return False
+    found = set(_WORD.findall(evidence_text.lower()))
+    return len(words & found) / len(words) >= 0.6
+
+
+def research_termination(state: ResearchState) -> str:
+    """Why research ended, as the run's termination when the answer stands."""
+    if stop := state.get("research_stop"):
+        return stop
+    stops = [r.stop_reason for r in (state.get("results") or {}).values()]
+    for s in stops:
+        if s.startswith(("budget_", "error_")):
+            return s
+    if "max_rounds" in stops:
+        return "budget_rounds"
+    if "loop_detected" in stops:
+        return "loop_detected"
+    if "plateau" in stops:
+        return "plateau"
+    return "answered"
+
+
+def _abstain(state: ResearchState) -> dict:
+    found = [f"{r.question} → {r.answer}" for r in (state.get("results") or {}).values() if r.answer != "unknown"]
+    text = "I could not find evidence that answers this question."
+    if found:
+        text += " What I found: " + "; ".join(found) + "."
+    return {"answer": text, "short_answer": "", "citations": [], "termination": "abstained"}
+
+
+def _finish(state: ResearchState, claims: list[AnswerClaim]) -> dict:
+    """Answer text with citations renumbered 1..m in order of first use; each maps to stored evidence."""
+    cmap, evidence = state["citation_map"], state["evidence"]
+    renumber: dict[int, int] = {}
+    parts = []
+    for claim in claims:
+        marks = []
+        for n in claim.citations:
+            renumber.setdefault(n, len(renumber) + 1)
+            marks.append(f"[{renumber[n]}]")
+        parts.append(f"{claim.text.rstrip()} {''.join(marks)}".strip())
+    citations = [
+        Citation(n=new, evidence_id=cmap[old], source=evidence[cmap[old]].source,
+                 quote=truncate_to_tokens(evidence[cmap[old]].text, QUOTE_TOKENS))
+        for old, new in renumber.items()
+    ]  # fmt: skip
+    draft = state["draft"]
+    return {
+        "answer": " ".join(parts),
+        "short_answer": draft.short_answer.strip() if draft else "",
+        "citations": citations,
+        "termination": research_termination(state),
+    }
+
+
+async def verify(state: ResearchState, runtime: Runtime[RunContext]) -> Command[Literal["answer", "__end__"]]:
+    ctx = runtime.context
+    ctx.emit(NodeEvent(node="verify", phase="started"))
+    draft = state.get("draft")
+    claims = list(draft.claims) if draft else []
+    if not claims:
+        ctx.record("judge", target="answer", target_kind="answer", rationale="no supported claims", decision="abstain")
+        ctx.emit(VerdictEvent(target="answer", decision="abstain"))
+        return Command(goto=END, update=_abstain(state))
+    cmap, evidence = state["citation_map"], state["evidence"]
+
+    def cited_text(claim: AnswerClaim) -> str:
+        return "\n".join(evidence[cmap[n]].text for n in claim.citations)
+
+    verdicts: dict[int, ClaimVerdict] = {}
+    if ctx.agent.verify and any(c.citations for c in claims):
+        blocks = []
+        for i, c in enumerate(claims, 1):
+            cited = "\n".join(
+                f'<evidence id="{n}">\n{truncate_to_tokens(evidence[cmap[n]].text, QUOTE_TOKENS)}\n</evidence>'
+                for n in c.citations
+            )
+            blocks.append(f"Claim {i}: {c.text}\n{cited or '(cites no evidence)'}")
+        outcome = await ctx.structured(
+            "verify", Verification, role="verifier", fallback=Verification(), max_tokens=400,
+            question=state["standalone_question"], claims="\n\n".join(blocks),
+        )  # fmt: skip
+        verdicts = {v.claim: v for v in outcome.value.verdicts if 1 <= v.claim <= len(claims)}
+    supported, unsupported = [], []
+    for i, c in enumerate(claims, 1):
+        if not c.citations:
+            ok, reason = False, "cites no evidence"
+        elif not ctx.agent.verify:
+            ok, reason = True, "verification off"
+        elif i in verdicts:
+            ok, reason = verdicts[i].supported, verdicts[i].reason
+        else:
+            ok = lexical_support(c.text, cited_text(c))
+            reason = "no verdict; lexical overlap with the cited evidence " + ("found" if ok else "too low")
+        ctx.record("judge", target=c.text[:200], target_kind="claim", labels={"supported": ok, "claim": i,
+                   "citations": c.citations}, rationale=reason, decision="accept" if ok else "reject")  # fmt: skip
+        (supported if ok else unsupported).append((c, reason))
+    if unsupported and state.get("revisions", 0) == 0:
+        feedback = "These claims are not supported by the evidence they cite; fix or remove them:\n" + "\n".join(
+            f"- {c.text} ({reason})" for c, reason in unsupported
+        )
+        ctx.emit(VerdictEvent(target="answer", decision="revise", rationale=f"{len(unsupported)} unsupported"))
+        return Command(goto="answer", update={"revision_feedback": feedback, "revisions": 1})
+    ctx.emit(NodeEvent(node="verify", phase="finished"))
+    if not supported:
+        ctx.emit(VerdictEvent(target="answer", decision="abstain"))
+        return Command(goto=END, update=_abstain(state))
+    ctx.emit(VerdictEvent(target="answer", decision="accept", rationale=f"{len(supported)} supported claim(s)"))
+    return Command(goto=END, update=_finish(state, [c for c, _ in supported]))

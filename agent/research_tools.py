@@ -1,0 +1,224 @@
+"""The research loop's view of the tools: search local indexes and the web in parallel, fetch pages, fuse.
+
+Every call is counted against the budget, recorded as a tool_call step and announced as a progress
+event. A web search that is unavailable (rate limit, engine down, offline) switches the web off for the
+rest of the run; the reason is kept so the answer and the trace can say the run went local-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from deepsearch.tools.chunking import ChunkingOptions, chunk_text
+from deepsearch.tools.fusion import reciprocal_rank_fusion
+from deepsearch.tools.rerank.models import Candidate
+
+from .events import QueryEvent
+
+if TYPE_CHECKING:
+    from deepsearch.tools.fetch_page import PageFetcher
+    from deepsearch.tools.local_search import LocalSearcher
+    from deepsearch.tools.web_search import WebSearch
+
+    from .budget import Budget
+
+_WORD = re.compile(r"\w+")
+PAGE_PASSAGE = ChunkingOptions(max_tokens=160, overlap_tokens=0)
+RRF_K = 60
+
+
+def _terms(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+
+
+class ResearchTools:
+    def __init__(
+        self,
+        local: dict[str, LocalSearcher],
+        web: WebSearch | None,
+        fetcher: PageFetcher | None,
+        *,
+        local_k: int,
+        web_pages: int,
+        passages_per_page: int = 2,
+    ):
+        self.local, self.web, self.fetcher = local, web, fetcher
+        self.local_k, self.web_pages, self.passages_per_page = local_k, web_pages, passages_per_page
+        self.web_unavailable: str | None = None if web is not None else "web search is off"
+        self.fetched: dict[str, list[Candidate]] = {}
+        # Set per run by `bind`: budget counters, the recorder's tool_call, the progress-event sink.
+        self.budget: Budget | None = None
+        self._record: Callable[..., Any] | None = None
+        self._emit: Callable[[Any], None] | None = None
+
+    def bind(self, budget: Budget, record_tool: Callable[..., Any] | None, emit: Callable[[Any], None]) -> None:
+        self.budget, self._record, self._emit = budget, record_tool, emit
+
+    @property
+    def sources(self) -> list[str]:
+        return [*(["local"] if self.local else []), *(["web"] if self.web_unavailable is None else [])]
+
+    def _tool_call(self, tool: str, arguments: dict[str, Any], **fields: Any) -> None:
+        if self._record is not None:
+            self._record(tool, arguments, **fields)
+
+    # ---- search --------------------------------------------------------------------------------
+
+    async def search(self, queries: list[str], source: str, subgoal_id: str) -> list[Candidate]:
+        """Run every query against the wanted sources in parallel; one fused candidate list, best first."""
+        use_local = bool(self.local) and source in ("local", "both")
+        use_web = self.web_unavailable is None and (source in ("web", "both") or not self.local)
+        if not use_local and self.local and not use_web:
+            use_local = True  # the sub-goal wanted the web, which is off or down: local is what there is
+        jobs = []
+        for q in queries:
+            if use_local:
+                jobs += [self._local(name, searcher, q, subgoal_id) for name, searcher in self.local.items()]
+            if use_web:
+                jobs.append(self._web(q, subgoal_id))
+        lists = await asyncio.gather(*jobs)
+        by_id: dict[str, Candidate] = {}
+        rankings = []
+        for ranked in lists:
+            rankings.append([c.id for c in ranked])
+            for c in ranked:
+                by_id.setdefault(c.id, c)
+        fused = reciprocal_rank_fusion(rankings, k=RRF_K)
+        return [by_id[i].model_copy(update={"prior_score": round(score, 6)}) for i, score in fused]
+
+    async def _local(self, name: str, searcher: LocalSearcher, query: str, subgoal_id: str) -> list[Candidate]:
+        started = time.perf_counter()
+        self._count("searches")
+        try:
+            hits = await searcher.asearch(query, k=self.local_k)
+        except Exception as e:  # noqa: BLE001 - one failing index must not end the run
+            self._tool_call("local_search", {"query": query, "index": name}, success=False, error=str(e)[:300])
+            self._event(QueryEvent(subgoal_id=subgoal_id, query=query, source="local", hits=0, status="error"))
+            return []
+        candidates = [
+            Candidate(
+                id=h.chunk_id,
+                text=h.text,
+                title=h.title,
+                source=h.source,
+                kind="local",
+                prior_score=h.score,
+                prev_id=h.neighbours.prev,
+                next_id=h.neighbours.next,
+            )
+            for h in hits
+        ]
+        self._tool_call(
+            "local_search",
+            {"query": query, "index": name, "k": self.local_k},
+            latency_s=time.perf_counter() - started,
+            results=[{"id": h.chunk_id, "title": h.title, "url": h.source, "score": h.score} for h in hits],
+        )
+        self._event(QueryEvent(subgoal_id=subgoal_id, query=query, source="local", hits=len(hits)))
+        return candidates
+
+    async def _web(self, query: str, subgoal_id: str) -> list[Candidate]:
+        assert self.web is not None
+        self._count("searches")
+        outcome = await self.web.search(query)
+        self._tool_call(
+            "web_search",
+            {"query": outcome.query},
+            success=outcome.status != "unavailable",
+            error=outcome.message if outcome.status == "unavailable" else None,
+            latency_s=outcome.elapsed_ms / 1000,
+            results=[
+                {"url": r.url, "title": r.title, "snippet": r.snippet, "score": 1 / r.rank} for r in outcome.results
+            ],
+        )
+        self._event(
+            QueryEvent(
+                subgoal_id=subgoal_id, query=query, source="web", hits=len(outcome.results), status=outcome.status
+            )
+        )
+        if outcome.status == "unavailable":
+            self.web_unavailable = outcome.message  # degrade to local-only for the rest of the run
+            return []
+        top = outcome.results[: self.web_pages] if self.fetcher else []
+        pages = await asyncio.gather(*(self._page(r.url, r.title, r.snippet, query) for r in top))
+        snippets = [self._snippet(r.url, r.title, r.snippet) for r in outcome.results[len(top) :]]
+        return [c for page in pages for c in page] + [c for c in snippets if c.text]
+
+    # ---- pages ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _snippet(url: str, title: str, snippet: str) -> Candidate:
+        return Candidate(id=f"web:{_short_hash(url)}:snippet", text=snippet, title=title, source=url, kind="web")
+
+    async def _page(self, url: str, title: str, snippet: str, query: str) -> list[Candidate]:
+        """The page's passages that best match the query; the search snippet when the fetch fails."""
+        if url not in self.fetched:
+            if self.budget is not None and self.budget.fetches >= self.budget.limits.fetches:
+                return [self._snippet(url, title, snippet)]
+            self._count("fetches")
+            assert self.fetcher is not None
+            page = await self.fetcher.fetch(url)
+            self._tool_call(
+                "fetch_page",
+                {"url": url},
+                success=page.ok,
+                error=None if page.ok else f"{page.status}: {page.message}",
+                latency_s=page.elapsed_ms / 1000,
+                results=[{"url": page.final_url or url, "title": page.title, "text": page.text}] if page.ok else [],
+            )
+            if not page.ok:
+                self.fetched[url] = [self._snippet(url, title, snippet)]
+            else:
+                doc_id = f"web:{_short_hash(url)}"
+                chunks = chunk_text(doc_id, page.text, PAGE_PASSAGE)
+                self.fetched[url] = [
+                    Candidate(
+                        id=c.chunk_id,
+                        text=c.text,
+                        title=page.title or title,
+                        source=page.final_url or url,
+                        kind="web",
+                        prev_id=c.prev_id,
+                        next_id=c.next_id,
+                    )
+                    for c in chunks
+                ]
+        passages = self.fetched[url]
+        terms = _terms(query)
+        ranked = sorted(passages, key=lambda c: -len(terms & _terms(c.text)))
+        return ranked[: self.passages_per_page]
+
+    def neighbour(self, candidate_id: str) -> Candidate | None:
+        """A chunk by id, for the reranker's neighbour expansion (local chunks and fetched pages)."""
+        for passages in self.fetched.values():
+            for c in passages:
+                if c.id == candidate_id:
+                    return c
+        for searcher in self.local.values():
+            texts = searcher.get_chunks([candidate_id])
+            if candidate_id in texts:
+                return Candidate(id=candidate_id, text=texts[candidate_id], kind="local")
+        return None
+
+    # ---- bookkeeping ---------------------------------------------------------------------------
+
+    def _count(self, kind: str) -> None:
+        if self.budget is not None:
+            setattr(self.budget, kind, getattr(self.budget, kind) + 1)
+
+    def _event(self, event: QueryEvent) -> None:
+        if self._emit is not None:
+            self._emit(event)
+
+    def close(self) -> None:
+        for searcher in self.local.values():
+            searcher.close()
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:10]

@@ -1,0 +1,161 @@
+"""The Python API: `research(question)` (sync) and `aresearch(question)` (async) return an AskResult.
+
+Builds a run's context (LLM client, tools, budget, recorder), runs the checkpointed graph for one
+thread, and turns the final state into the same object `deepsearch ask --json` prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .budget import Budget, BudgetLimits
+from .config import Settings, load_settings
+from .context import RunContext
+from .errors import UsageError
+from .events import ProgressEvent
+from .llm import LLMBackend, LLMClient, build_backend
+from .research_tools import ResearchTools
+from .result import AskResult, RunUsage
+
+RECURSION_LIMIT = 200
+
+
+def build_tools(settings: Settings, indexes: list[str], web: bool) -> ResearchTools:
+    """Open the local indexes and the web tools a run will use."""
+    local = {}
+    if indexes:
+        from deepsearch.tools.local_search import LocalSearcher, resolve_index_dir
+
+        for name in indexes:
+            local[name] = LocalSearcher(resolve_index_dir(settings.index, name), settings.index)
+    searcher = fetcher = None
+    if web:
+        from deepsearch.tools.fetch_page import PageFetcher
+        from deepsearch.tools.web_search import WebSearch
+
+        searcher = WebSearch(settings.search, settings.cache.dir)
+        fetcher = PageFetcher(settings.fetch, settings.cache.dir)
+    if not local and searcher is None:
+        raise UsageError("nothing to search: give --index NAME (see `deepsearch index`) or allow --web")
+    a = settings.agent
+    return ResearchTools(local, searcher, fetcher, local_k=a.local_k, web_pages=a.web_pages)
+
+
+def budget_limits(settings: Settings) -> BudgetLimits:
+    a = settings.agent
+    return BudgetLimits(
+        llm_calls=a.max_llm_calls, tokens=a.max_tokens, searches=a.max_searches, fetches=a.max_fetches,
+        seconds=a.max_seconds,
+    )  # fmt: skip
+
+
+async def aresearch(
+    question: str,
+    *,
+    settings: Settings | None = None,
+    indexes: list[str] | None = None,
+    web: bool | None = None,
+    history: list[dict[str, str]] | None = None,
+    thread_id: str | None = None,
+    backend: LLMBackend | None = None,
+    tools: ResearchTools | None = None,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    traces_dir: Path | None = None,
+    gold: list[str] | None = None,
+    meta: dict[str, Any] | None = None,
+    checkpoint: bool = True,
+) -> AskResult:
+    """Research a question and answer it with citations. A shared `backend` lets a batch reuse one server pool."""
+    from deepsearch.traces.session import start_run_recording
+
+    question = " ".join(question.split())
+    if not question:
+        raise UsageError("the question is empty")
+    settings = settings or load_settings().settings
+    indexes = settings.agent.indexes if indexes is None else indexes
+    web = settings.agent.web if web is None else web
+    own_backend = backend is None
+    backend = backend or build_backend(settings.llm)
+    own_tools = tools is None
+    try:
+        tools = tools or build_tools(settings, indexes, web)
+        with start_run_recording(
+            settings, question, mode="research", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta
+        ) as recorder:
+            client = LLMClient(backend)
+            budget = Budget(budget_limits(settings), client.usage)
+            tools.bind(budget, recorder.tool_call, lambda e: ctx.emit(e))
+            ctx = RunContext(settings, client, tools, budget, recorder, on_event)
+            state = await _invoke(ctx, question, history or [], thread_id or recorder.id, checkpoint)
+            result = _result(ctx, state, recorder.id)
+            citations = [c.model_dump() for c in result.citations]
+            recorder.finish(
+                result.answer, termination=result.termination, citations=citations, usage=result.usage, gold=gold
+            )
+        return result
+    finally:
+        if own_tools and tools is not None:
+            tools.close()
+        if own_backend:
+            await backend.aclose()
+
+
+async def _invoke(ctx: RunContext, question: str, history: list, thread_id: str, checkpoint: bool) -> dict:
+    from .graph import compile_graph
+
+    config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
+    inputs = {"question": question, "history": history}
+    if not checkpoint:
+        return await compile_graph().ainvoke(inputs, config=config, context=ctx)
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = ctx.settings.agent.checkpoint_db
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        return await compile_graph(saver).ainvoke(inputs, config=config, context=ctx)
+
+
+def _result(ctx: RunContext, state: dict, trace_id: str) -> AskResult:
+    u, b = ctx.client.usage, ctx.budget
+    results = state.get("results") or {}
+    subgoals = []
+    for sg in (state.get("plan") or {}).values():
+        r = results.get(sg.id)
+        subgoals.append(
+            {**sg.model_dump(exclude={"tentative_answer"}),
+             **({"answer": r.answer, "stop_reason": r.stop_reason, "confidence": r.confidence, "rounds": r.rounds,
+                 "evidence_ids": r.evidence_ids} if r else {"answer": None, "stop_reason": "not_run"})}
+        )  # fmt: skip
+    notes = []
+    if ctx.tools.web is not None and ctx.tools.web_unavailable:
+        notes.append(f"{ctx.tools.web_unavailable}; answered from local documents only")
+    return AskResult(
+        question=state["question"],
+        answer=state.get("answer", ""),
+        short_answer=state.get("short_answer", ""),
+        mode="research",
+        citations=state.get("citations") or [],
+        subgoals=subgoals,
+        termination=state.get("termination") or "error_incomplete",
+        usage=RunUsage(
+            llm_calls=u.llm_calls,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            searches=b.searches,
+            fetches=b.fetches,
+            seconds=round(b.seconds, 3),
+        ),  # fmt: skip
+        backend=ctx.client.backend.name,
+        model=ctx.client.model,
+        trace_id=trace_id,
+        assumption=state.get("assumption"),
+        notes=notes,
+    )
+
+
+def research(question: str, **kwargs: Any) -> AskResult:
+    """Synchronous `aresearch` for scripts and notebooks without an event loop."""
+    return asyncio.run(aresearch(question, **kwargs))

@@ -1,0 +1,112 @@
+"""The graph's typed state and the models that flow through it (sub-goals, evidence, results, answer)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, TypedDict
+
+from pydantic import BaseModel, Field
+
+from .result import Citation
+
+Source = Literal["local", "web", "both"]
+
+
+class SubGoal(BaseModel):
+    id: str = Field(description="short id such as g1, g2")
+    question: str = Field(description="one self-contained question")
+    depends_on: list[str] = Field(default_factory=list, description="ids whose answers this question needs")
+    source: Source = Field("both", description="where to look: local documents, the web, or both")
+    tentative_answer: str | None = Field(None, description="a guess before searching, if any")
+
+
+class Evidence(BaseModel):
+    """A passage kept as evidence. Its id is what citations point to."""
+
+    id: str
+    subgoal_id: str
+    kind: Literal["local", "web"]
+    source: str = Field(description="URL or local path")
+    title: str = ""
+    text: str = Field(description="the passage as found in the source")
+    contribution: str = Field("", description="how it helps the sub-goal")
+    score: float = 0.0
+    injection_flagged: bool = Field(False, description="contains instructions aimed at the model")
+
+
+StopReason = str  # done | plateau | loop_detected | replan | max_rounds | budget_<kind> | error_<kind>
+
+
+class SubGoalResult(BaseModel):
+    id: str
+    question: str = Field(description="the question as researched, parents' answers filled in")
+    answer: str
+    evidence_ids: list[str] = Field(default_factory=list)
+    confidence: float = 0.0
+    stop_reason: StopReason
+    rounds: int = 0
+    queries: list[str] = Field(default_factory=list)
+
+
+class DagChange(BaseModel):
+    op: Literal["add", "change", "drop"]
+    subgoal_id: str
+    subgoal: SubGoal | None = None
+    reason: str
+    step: str = Field(description="what caused it: plan, reflect after wave N, judge replan")
+
+
+class AnswerClaim(BaseModel):
+    text: str = Field(description="one factual statement", max_length=400)
+    citations: list[int] = Field(
+        default_factory=list, max_length=4, description="numbers of the evidence passages it rests on"
+    )
+
+
+class DraftAnswer(BaseModel):
+    short_answer: str = Field(
+        description="the answer in a few words: a name, number, date or short phrase", max_length=120
+    )
+    claims: list[AnswerClaim] = Field(default_factory=list, max_length=6)
+
+
+def merge_dicts(left: dict, right: dict) -> dict:
+    return {**left, **right}
+
+
+def merge_plan(left: dict, right: dict) -> dict:
+    """Like merge_dicts, but a None value removes the sub-goal (the planner dropped it)."""
+    merged = {**left, **right}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+class ResearchState(TypedDict, total=False):
+    question: str
+    history: list[dict[str, str]]  # earlier turns of a session: {"question", "answer"}
+    standalone_question: str
+    assumption: str | None
+    plan: Annotated[dict[str, SubGoal], merge_plan]
+    dag_changes: Annotated[list[DagChange], operator.add]
+    results: Annotated[dict[str, SubGoalResult], merge_dicts]
+    evidence: Annotated[dict[str, Evidence], merge_dicts]
+    wave: int
+    replan_requested: Annotated[list[str], operator.add]
+    reflected: Annotated[list[str], operator.add]  # sub-goal results the planner has already considered
+    research_stop: str | None  # why research ended: answered | plateau | loop_detected | budget_<kind>
+    draft: DraftAnswer | None
+    citation_map: dict[int, str]  # [n] -> evidence id, as shown to the answerer
+    revision_feedback: str | None
+    revisions: int
+    answer: str
+    short_answer: str
+    citations: list[Citation]
+    termination: str
+
+
+class ResearchTask(TypedDict):
+    """What `dispatch` sends to one parallel `research` branch."""
+
+    subgoal: SubGoal
+    question: str  # with the parents' answers filled in
+    original_question: str
+    known_evidence_ids: list[str]

@@ -1,0 +1,114 @@
+"""Driving the research graph in tests: a role-scripted fake model, the sample index, fake web engines."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deepsearch.agent.config import Settings, load_settings
+from deepsearch.agent.llm.fake import FakeBackend
+from deepsearch.agent.llm.types import LLMRequest
+from deepsearch.agent.research_tools import ResearchTools
+from deepsearch.tools.local_index import update_index
+from deepsearch.tools.local_search import LocalSearcher
+
+SAMPLE = Path(__file__).parent / "fixtures" / "sample_corpus"
+Handler = Callable[[LLMRequest], Any]
+
+
+def last_user(request: LLMRequest) -> str:
+    return next(m.content for m in reversed(request.messages) if m.role == "user")
+
+
+def section(request: LLMRequest, name: str) -> str:
+    """The text under `# name` in the last user message (prompts are laid out in such sections)."""
+    match = re.search(rf"^# {name}\n(.*?)(?=^# |\Z)", last_user(request), re.MULTILINE | re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+def evidence_count(request: LLMRequest) -> int:
+    return len(re.findall(r'<evidence id="\d+"', last_user(request)))
+
+
+class ScriptedModel:
+    """Replies per role (intake, planner, query_rewriter, judge, drafter, answerer, reviser, verifier).
+
+    A handler returns a dict (sent as JSON) or a string; defaults give a plain, successful run.
+    Every request is kept in `calls` as (role, request).
+    """
+
+    def __init__(self, **handlers: Handler | Any):
+        self.handlers = handlers
+        self.calls: list[tuple[str, LLMRequest]] = []
+
+    def roles(self) -> list[str]:
+        return [r for r, _ in self.calls]
+
+    def __call__(self, request: LLMRequest) -> str:
+        self.calls.append((request.role, request))
+        handler = self.handlers.get(request.role, getattr(self, f"default_{request.role}", None))
+        if handler is None:
+            raise AssertionError(f"no script for role {request.role}")
+        reply = handler(request) if callable(handler) else handler
+        return reply if isinstance(reply, str) else json.dumps(reply)
+
+    @staticmethod
+    def default_intake(request: LLMRequest) -> dict:
+        return {"standalone_question": section(request, "New question"), "ambiguous": False}
+
+    @staticmethod
+    def default_planner(request: LLMRequest) -> dict:
+        if "changes" in last_user(request) or "Plan and results" in last_user(request):
+            return {"changes": []}
+        return {"subgoals": [{"question": section(request, "Question"), "depends_on": [], "source": "local"}]}
+
+    @staticmethod
+    def default_query_rewriter(request: LLMRequest) -> dict:
+        return {"queries": []}
+
+    @staticmethod
+    def default_drafter(request: LLMRequest) -> dict:
+        return {"answer": "unknown"}
+
+    @staticmethod
+    def default_judge(request: LLMRequest) -> dict:
+        return {"rationale": "found it", "labels": [], "answer": "Shirley Temple", "answered": True, "decision": "done"}
+
+    @staticmethod
+    def default_answerer(request: LLMRequest) -> dict:
+        return {"short_answer": "Chief of Protocol",
+                "claims": [{"text": "Shirley Temple served as Chief of Protocol of the United States.",
+                            "citations": list(range(1, min(evidence_count(request), 2) + 1))}]}  # fmt: skip
+
+    default_reviser = default_answerer
+
+    @staticmethod
+    def default_verifier(request: LLMRequest) -> dict:
+        n = len(re.findall(r"^Claim \d+:", last_user(request), re.MULTILINE))
+        return {"verdicts": [{"claim": i, "supported": True, "reason": "stated"} for i in range(1, n + 1)]}
+
+
+def build_sample_index(directory: Path) -> Path:
+    index_dir = directory / "sample-index"
+    if not index_dir.exists():
+        update_index(index_dir, [SAMPLE / "hotpot_sample.jsonl"])
+    return index_dir
+
+
+def settings_for(tmp_path: Path, **agent: Any) -> Settings:
+    overrides = {f"agent.{k}": v for k, v in agent.items()}
+    overrides |= {"traces.dir": str(tmp_path / "traces"), "agent.checkpoint_db": str(tmp_path / "ckpt.sqlite")}
+    overrides.setdefault("agent.detect_ambiguity", True)
+    return load_settings(overrides=overrides).settings
+
+
+def local_tools(index_dir: Path, settings: Settings, **extra: Any) -> ResearchTools:
+    searcher = LocalSearcher(index_dir, settings.index)
+    return ResearchTools({"sample": searcher}, None, None, local_k=settings.agent.local_k, web_pages=0, **extra)
+
+
+def fake_backend(model: ScriptedModel, **kw: Any) -> FakeBackend:
+    return FakeBackend(model, **kw)
