@@ -22,6 +22,7 @@ class Question(BaseModel):
     id: str
     question: str
     gold_ids: list[str]
+    answers: list[str] = []
 
 
 def load_pool(data_path: Path) -> tuple[list[Passage], list[Question]]:
@@ -40,7 +41,8 @@ def load_pool(data_path: Path) -> tuple[list[Passage], list[Question]]:
                 passages.append(Passage(id=key_to_id[key], title=key[0], text=key[1]))
             if ctx["is_supporting"]:
                 gold.append(key_to_id[key])
-        questions.append(Question(id=row["question_id"], question=row["question_text"], gold_ids=gold))
+        answers = [a for obj in row.get("answers_objects", []) for a in obj.get("spans", [])]
+        questions.append(Question(id=row["question_id"], question=row["question_text"], gold_ids=gold, answers=answers))
     return passages, questions
 
 

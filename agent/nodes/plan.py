@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from ..context import RunContext
 from ..events import NodeEvent, SubGoalEvent
+from ..loop_guard import is_near_duplicate
 from ..state import DagChange, ResearchState, Source, SubGoal
 
 
@@ -31,14 +32,19 @@ class Plan(BaseModel):
         ]  # fmt: skip
 
 
-def validate_dag(subgoals: list[SubGoal], max_subgoals: int, existing: set[str] = frozenset()) -> list[SubGoal]:
-    """Clean ids, drop unknown dependencies and edges that would close a cycle, keep at most `max_subgoals`."""
+def validate_dag(
+    subgoals: list[SubGoal], max_subgoals: int, existing: set[str] = frozenset(), similarity: float = 0.85
+) -> list[SubGoal]:
+    """Clean ids; drop empty and repeated questions, unknown dependencies and edges that would close a cycle;
+    keep at most `max_subgoals`."""
     cleaned: list[SubGoal] = []
     seen = set(existing)
-    for sg in subgoals[:max_subgoals]:
+    for sg in subgoals:
         question = " ".join(sg.question.split())
-        if not question:
+        if not question or is_near_duplicate(question, [c.question for c in cleaned], similarity):
             continue
+        if len(cleaned) == max_subgoals:
+            break
         base = re.sub(r"\W+", "", sg.id) or "g"
         new_id, n = base, 1
         while new_id in seen:
