@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.search import searxng_route
 from tests.fakes.web_server import LocalWebServer, page
 from tests.test_cli_foundation import deepsearch
-from tests.test_web_searxng import searxng_route
 
 ARTICLE = (Path(__file__).parent / "fixtures" / "web" / "article.html").read_bytes()
 

@@ -16,6 +16,8 @@ from deepsearch.tools.search_models import SearchOutcome
 from deepsearch.tools.web_search import WebSearch, build_web_search_tool
 from langchain_core.messages import ToolMessage
 
+from tests.fakes.search import FakeDDGS, Recorder
+
 DDGS9 = [
     {"title": "Nile - Wikipedia", "href": "https://en.wikipedia.org/wiki/Nile", "body": "The Nile is a major river."},
     {
@@ -26,36 +28,6 @@ DDGS9 = [
     {"title": "dup", "href": "http://example.org/nile/", "body": "same page, other spelling"},
     {"title": "no url", "body": "dropped"},
 ]
-
-
-class FakeDDGS:
-    """Stands in for ddgs.DDGS: each .text() call plays the next step of a script (a result list or an exception)."""
-
-    def __init__(self, *script):
-        self.script = list(script)
-        self.calls: list[tuple[str, dict]] = []
-        self.constructed: list[dict] = []
-
-    def __call__(self, **kwargs):
-        self.constructed.append(kwargs)
-        return self
-
-    def text(self, query, **kwargs):
-        self.calls.append((query, kwargs))
-        step = self.script.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        return step
-
-
-class Recorder:
-    """A sleep that returns at once and remembers how long it was asked to wait."""
-
-    def __init__(self):
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def make_search(tmp_path, fake: FakeDDGS, sleep=None, **settings) -> WebSearch:
@@ -137,10 +109,12 @@ async def test_exhausted_retries_give_an_explicit_unavailable_outcome(tmp_path):
 
 
 async def test_other_ddgs_errors_are_not_retried_and_no_results_is_not_a_failure(tmp_path):
-    fake = FakeDDGS(DDGSException("DNSError: no records found"), DDGSException("No results found."))
+    fake = FakeDDGS(DDGSException("DNSError: no records found"), KeyError("body"), DDGSException("No results found."))
     search = make_search(tmp_path, fake)
     failed = await search.search("q1")
     assert (failed.status, failed.attempts) == ("unavailable", 1) and "DNSError" in failed.message
+    broken = await search.search("q3")  # a bug inside ddgs is an outcome too
+    assert broken.status == "unavailable" and "ddgs failed unexpectedly: KeyError" in broken.message
     empty = await search.search("q2")
     assert (empty.status, empty.results, empty.message) == ("no_results", [], "")
     assert empty.to_llm_text() == "no results for: q2"

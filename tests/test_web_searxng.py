@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import socket
 from urllib.parse import parse_qs, urlsplit
@@ -15,34 +14,8 @@ from deepsearch.tools.rate_limit import RateLimiter
 from deepsearch.tools.searxng import SearxngEngine, searxng_language
 from deepsearch.tools.web_search import WebSearch, engines_from_settings
 
-from tests.fakes.web_server import LocalWebServer, page, send
-from tests.test_web_search import FakeDDGS, Recorder
-
-SEARXNG_ANSWER = {
-    "query": "nile",
-    "number_of_results": 0,
-    "results": [
-        {"url": "https://en.wikipedia.org/wiki/Nile", "title": "Nile", "content": "The Nile is a river.",
-         "engine": "wikipedia", "engines": ["wikipedia", "brave"], "score": 4.0},
-        {"url": "https://www.britannica.com/place/Nile-River", "title": "Nile River | Britannica",
-         "content": "Nile River, longest river in the world.", "engine": "brave", "score": 1.0},
-        {"url": "https://en.wikipedia.org/wiki/Nile#History", "title": "Nile (history)", "engine": "duckduckgo"},
-    ],
-    "answers": [], "suggestions": [], "unresponsive_engines": [],
-}  # fmt: skip
-
-
-def searxng_route(server: LocalWebServer, *statuses: int):
-    """/search answers with each status in turn (then 200 with SEARXNG_ANSWER); query strings are recorded."""
-    queue = list(statuses)
-
-    def handler(req):
-        if queue and (status := queue.pop(0)) != 200:
-            send(req, status, b"<html>Too Many Requests</html>" if status == 429 else b"<html>Forbidden</html>")
-            return
-        send(req, 200, json.dumps(SEARXNG_ANSWER).encode(), "application/json")
-
-    server.routes["/search"] = handler
+from tests.fakes.search import FakeDDGS, Recorder, searxng_route
+from tests.fakes.web_server import LocalWebServer, page
 
 
 def query_of(server: LocalWebServer, n: int = -1) -> dict[str, str]:

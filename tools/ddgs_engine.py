@@ -65,6 +65,8 @@ class DdgsEngine:
             if _NO_RESULTS in str(e).lower():
                 return []
             raise EngineError(f"ddgs failed: {e}") from e
+        except Exception as e:  # noqa: BLE001 - a bug inside ddgs must become an outcome, not crash the graph
+            raise EngineError(f"ddgs failed unexpectedly: {type(e).__name__}: {e}") from e
         return [r for r in (results or []) if isinstance(r, dict)]
 
     async def search_once(self, params: SearchParams) -> list[dict[str, Any]]:
