@@ -8,6 +8,7 @@ decompressed here, in bounded steps, so a gzip bomb costs at most `max_bytes` of
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 import zlib
@@ -106,6 +107,14 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes,
     return bytes(body), False
 
 
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """One verified TLS context per process (loading the CA bundle takes milliseconds)."""
+    import certifi  # a dependency of httpx
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class GuardedHttp:
     """GET with the SSRF guard, limits and redirect policy; `get` raises FetchError, never httpx errors."""
 
@@ -113,16 +122,6 @@ class GuardedHttp:
         self.limits = limits
         self.guard = guard
         self._ssl = ssl_context
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            try:
-                import certifi
-
-                self._ssl = ssl.create_default_context(cafile=certifi.where())
-            except ImportError:
-                self._ssl = ssl.create_default_context()
-        return self._ssl
 
     async def get(
         self,
@@ -169,8 +168,9 @@ class GuardedHttp:
             raise FetchError("blocked", str(e)) from None
         parsed = httpx.URL(url)
         default_port = 443 if target.scheme == "https" else 80
+        host = f"[{target.host}]" if ":" in target.host else target.host  # an IPv6 literal
         headers = {
-            "Host": target.host if target.port == default_port else f"{target.host}:{target.port}",
+            "Host": host if target.port == default_port else f"{host}:{target.port}",
             "User-Agent": self.limits.user_agent,
             "Accept": self.limits.accept,
             "Accept-Encoding": "gzip, deflate",
@@ -178,9 +178,11 @@ class GuardedHttp:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         limits = self.limits
         timeout = httpx.Timeout(limits.read_timeout_s, connect=limits.connect_timeout_s)
+        verify = self._ssl or default_ssl_context()
         try:
+            # trust_env=False: a proxy from the environment would resolve names itself and bypass the guard.
             async with (
-                httpx.AsyncClient(verify=self._ssl_context(), trust_env=False, timeout=timeout) as client,
+                httpx.AsyncClient(verify=verify, trust_env=False, timeout=timeout) as client,
                 client.stream(
                     "GET", parsed.copy_with(host=target.address), headers=headers, extensions=extensions
                 ) as response,
