@@ -221,6 +221,9 @@ class RerankSettings(Section):
 class AgentSettings(Section):
     indexes: list[str] = Field(default_factory=list, description="local indexes to search (names or paths)")
     web: bool = Field(True, description="search the web too (local only when false)")
+    selection: Literal["rerank", "fusion"] = Field(
+        "rerank", description="evidence per round: the reasoning reranker (see [rerank]) or fused order"
+    )
     max_subgoals: int = Field(4, ge=1, le=12, description="sub-goals the planner may create at once")
     max_rounds: int = Field(3, ge=1, le=20, description="research rounds per sub-goal (hard cap)")
     max_queries: int = Field(3, ge=1, le=6, description="queries per round, the sub-goal's own question included")

@@ -193,14 +193,14 @@ class ResearchTools:
         ranked = sorted(passages, key=lambda c: -len(terms & _terms(c.text)))
         return ranked[: self.passages_per_page]
 
-    def neighbour(self, candidate_id: str) -> Candidate | None:
+    async def neighbour(self, candidate_id: str) -> Candidate | None:
         """A chunk by id, for the reranker's neighbour expansion (local chunks and fetched pages)."""
         for passages in self.fetched.values():
             for c in passages:
                 if c.id == candidate_id:
                     return c
         for searcher in self.local.values():
-            texts = searcher.get_chunks([candidate_id])
+            texts = await asyncio.to_thread(searcher.get_chunks, [candidate_id])
             if candidate_id in texts:
                 return Candidate(id=candidate_id, text=texts[candidate_id], kind="local")
         return None

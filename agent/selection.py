@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deepsearch.tools.rerank import rerank
 from deepsearch.tools.rerank.models import Candidate
 
 from .context import RunContext
@@ -42,6 +43,17 @@ def fused_order(candidates: list[Candidate], subgoal_id: str, max_tokens: int) -
 
 
 async def select_evidence(ctx: RunContext, query: str, candidates: list[Candidate], subgoal_id: str) -> list[Evidence]:
-    kept, decisions = fused_order(candidates, subgoal_id, ctx.agent.evidence_tokens)
-    ctx.record("rerank", query=query, candidates=decisions, cutoff=None, method="fusion order within token budget")
-    return kept
+    """The reranker's verified evidence passages (each decision recorded as a `rerank` step), or fused order."""
+    if ctx.agent.selection == "fusion":
+        kept, decisions = fused_order(candidates, subgoal_id, ctx.agent.evidence_tokens)
+        ctx.record("rerank", query=query, candidates=decisions, cutoff=None, method="fusion order within token budget")
+        return kept
+    settings = ctx.settings.rerank.model_copy(update={"evidence_token_budget": ctx.agent.evidence_tokens})
+    outcome = await rerank(ctx.client, query, candidates, settings, neighbour_lookup=ctx.tools.neighbour)
+    ctx.record("rerank", **outcome.to_step_payload())
+    by_id = {c.id: c for c in candidates}
+    return [
+        _evidence(by_id.get(p.candidate_id) or Candidate(id=p.candidate_id, text=p.evidence, source=p.source),
+                  subgoal_id, p.evidence, p.score, p.contribution)
+        for p in outcome.evidence
+    ]  # fmt: skip

@@ -86,6 +86,23 @@ class ScriptedModel:
     default_reviser = default_answerer
 
     @staticmethod
+    def default_reranker(request: LLMRequest) -> dict:
+        """Listwise: the passages in the order shown, grades falling from 9; Kiss and Tell / Temple first."""
+        blocks = re.findall(r'<passage id="(P\d+)"[^>]*>\n(.*?)</passage>', last_user(request), re.DOTALL)
+        key = lambda b: 0 if re.search(r"Shirley Temple|Kiss and Tell", b[1]) else 1  # noqa: E731
+        ranked = sorted(blocks, key=key)
+        return {"reasoning": "by relevance",
+                "ranking": [{"id": pid, "grade": max(0, 9 - 3 * i), "why": "mentions it"} for i, (pid, _) in
+                            enumerate(ranked)]}  # fmt: skip
+
+    @staticmethod
+    def default_evidence(request: LLMRequest) -> dict:
+        """Copy the passage's first sentence, word for word."""
+        passage = re.search(r"<passage[^>]*>\n(?:Title: [^\n]*\n)?(.*?)</passage>", last_user(request), re.DOTALL)
+        text = passage.group(1).strip() if passage else ""
+        return {"contribution": "states the fact", "evidence": re.split(r"(?<=\.)\s", text, maxsplit=1)[0]}
+
+    @staticmethod
     def default_verifier(request: LLMRequest) -> dict:
         n = len(re.findall(r"^Claim \d+:", last_user(request), re.MULTILINE))
         return {"verdicts": [{"claim": i, "supported": True, "reason": "stated"} for i in range(1, n + 1)]}

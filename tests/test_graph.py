@@ -10,6 +10,7 @@ from deepsearch.agent.events import InformationEvent, QueryEvent
 from deepsearch.traces.reader import find_log, load_trajectory
 
 from tests.graph_support import (
+    SAMPLE,
     ScriptedModel,
     build_sample_index,
     evidence_count,
@@ -240,3 +241,21 @@ async def test_run_is_checkpointed_per_thread(tmp_path, index_dir):
     async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "ckpt.sqlite")) as saver:
         state = await compile_graph(saver).aget_state({"configurable": {"thread_id": result.trace_id}})
     assert state.values["answer"] == result.answer and state.values["termination"] == result.termination
+
+
+@pytest.mark.parametrize("selection", ["rerank", "fusion"])
+async def test_each_round_records_its_evidence_decisions(tmp_path, index_dir, selection):
+    budget = 1200 if selection == "rerank" else 150  # a small budget: fused order must stop somewhere
+    result, _, trajectory = await run(tmp_path, index_dir, ScriptedModel(), selection=selection, evidence_tokens=budget)
+    reranks = [s for s in trajectory.steps if s.kind == "rerank"]
+    assert reranks and all(s.subgoal == "g1" and s.round == 1 for s in reranks)
+    kept = [c for c in reranks[0].candidates if c.kept]
+    assert kept and any(not c.kept for c in reranks[0].candidates)
+    if selection == "rerank":
+        assert "cut" in reranks[0].method and all(c.rationale for c in kept)
+        # evidence passages are excerpts verified against the source documents
+        corpus = " ".join(json.loads(line)["text"] for line in (SAMPLE / "hotpot_sample.jsonl").open())
+        assert all(" ".join(c.quote.split()) in corpus for c in result.citations)
+    else:
+        assert reranks[0].method == "fusion order within token budget"
+    assert result.citations and result.termination == "answered"
