@@ -59,7 +59,7 @@ class DagChange(BaseModel):
 class AnswerClaim(BaseModel):
     text: str = Field(description="one factual statement", max_length=400)
     citations: list[int] = Field(
-        default_factory=list, max_length=4, description="numbers of the evidence passages it rests on"
+        default_factory=list, min_length=1, max_length=4, description="numbers of the evidence passages it rests on"
     )
 
 
@@ -67,7 +67,9 @@ class DraftAnswer(BaseModel):
     short_answer: str = Field(
         description="the answer in a few words: a name, number, date or short phrase", max_length=120
     )
-    claims: list[AnswerClaim] = Field(default_factory=list, max_length=6)
+    # At least one claim with at least one citation: a small model must commit to something checkable;
+    # verify then keeps it only if the cited evidence supports it.
+    claims: list[AnswerClaim] = Field(default_factory=list, min_length=1, max_length=6)
 
 
 def merge_dicts(left: dict, right: dict) -> dict:

@@ -10,6 +10,10 @@ from ..evidence import format_evidence
 from ..state import AnswerClaim, DraftAnswer, Evidence, ResearchState
 
 
+# What verify abstains on (built without validation: a real draft needs at least one claim).
+NO_ANSWER = DraftAnswer.model_construct(short_answer="", claims=[])
+
+
 def answer_evidence(state: ResearchState) -> list[Evidence]:
     """Evidence kept by the sub-goals (flagged passages excluded), in plan order, best first within each."""
     evidence = state.get("evidence") or {}
@@ -28,7 +32,7 @@ def _findings(state: ResearchState) -> str:
 def keep_valid_citations(draft: DraftAnswer, valid: set[int]) -> DraftAnswer:
     """Never let a citation number through that does not map to shown evidence."""
     claims = [
-        AnswerClaim(text=c.text.strip(), citations=sorted({n for n in c.citations if n in valid}))
+        AnswerClaim.model_construct(text=c.text.strip(), citations=sorted({n for n in c.citations if n in valid}))
         for c in draft.claims
         if c.text.strip()
     ]
@@ -41,14 +45,14 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     items = answer_evidence(state)
     if not items:
         ctx.emit(NodeEvent(node="answer", phase="finished"))
-        return {"draft": DraftAnswer(short_answer="", claims=[]), "citation_map": {}}
+        return {"draft": NO_ANSWER, "citation_map": {}}
     # The evidence block comes right after the question and stays the same across revisions: a stable
     # prefix for vLLM's prefix cache.
     text, shown = format_evidence(items, ctx.agent.answer_evidence_tokens)
     feedback = state.get("revision_feedback")
     outcome = await ctx.structured(
         "answer", DraftAnswer, role="answerer" if not feedback else "reviser",
-        fallback=DraftAnswer(short_answer="", claims=[]), max_tokens=500,
+        fallback=NO_ANSWER, max_tokens=500,
         question=state["standalone_question"], evidence=text, findings=_findings(state),
         feedback=f"\n# Reviewer feedback on your previous answer\n{feedback}\n" if feedback else "",
     )  # fmt: skip
