@@ -22,8 +22,8 @@ _MIN_TRUNCATED_TOKENS = 24  # a passage cut shorter than this is not worth sendi
 
 
 class EvidenceReply(BaseModel):
-    contribution: str = Field(json_schema_extra={"maxLength": 300})
-    evidence: str = Field(json_schema_extra={"maxLength": 1200})
+    contribution: str
+    evidence: str
 
 
 class SpanMatch(BaseModel):

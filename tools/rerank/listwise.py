@@ -23,6 +23,8 @@ from .prompting import CallTally, normalised_priors, passage_block, render
 UNGRADED = "not graded (its window's reply was unusable); the fusion score stands in"
 
 
+# Lengths are capped by clipping, not by `maxLength` in the schema: llama.cpp's grammar compiler unrolls
+# maxLength into nested optionals and rejects caps in the hundreds.
 def _clip_to(limit: int):
     def clip(value: object) -> object:
         return value[:limit] if isinstance(value, str) else value
@@ -33,13 +35,13 @@ def _clip_to(limit: int):
 class RankedEntry(BaseModel):
     id: str = Field(description="a passage id, e.g. P3")
     grade: int = Field(ge=0, le=10, description="0 useless … 10 answers the query directly")
-    why: str = Field(json_schema_extra={"maxLength": 240})
+    why: str
 
     _clip_why = field_validator("why", mode="before")(_clip_to(240))
 
 
 class ListwiseReply(BaseModel):
-    reasoning: str = Field(json_schema_extra={"maxLength": 800})
+    reasoning: str
     ranking: list[RankedEntry]
 
     _clip_reasoning = field_validator("reasoning", mode="before")(_clip_to(800))

@@ -25,7 +25,7 @@ class Criteria(BaseModel):
 
 
 class Grade(BaseModel):
-    rationale: str = Field(json_schema_extra={"maxLength": 240})
+    rationale: str
     score: int = Field(ge=0, le=10)
 
 
