@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from ..prompts import load_prompt
-from .llm import ChatMessage, LLMClient, generate_structured
+from .config import Settings
+from .llm import ChatMessage, LLMBackend, LLMClient, generate_structured
 from .result import AskResult, RunUsage
 
 if TYPE_CHECKING:
@@ -54,3 +56,24 @@ async def answer_closed_book(client: LLMClient, question: str, recorder: TraceRe
         backend=client.backend.name,
         model=client.model,
     )
+
+
+async def arecord_closed_book(
+    settings: Settings,
+    question: str,
+    backend: LLMBackend,
+    *,
+    traces_dir: Path | None = None,
+    gold: list[str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> AskResult:
+    """A recorded closed-book run on a (possibly shared) backend; a failure is recorded as error_<kind>."""
+    from ..traces.session import start_run_recording
+
+    with start_run_recording(
+        settings, question, mode="closed_book", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta
+    ) as recorder:
+        client = LLMClient(backend, observers=[recorder.observer()])
+        result = await answer_closed_book(client, question, recorder)
+        recorder.finish(result.answer, termination=result.termination, usage=result.usage, gold=gold)
+    return result.model_copy(update={"trace_id": recorder.id})

@@ -130,18 +130,12 @@ async def _research(settings, question: str, progress) -> AskResult:
 
 
 async def _closed_book(settings, question: str) -> AskResult:
-    from ...traces.session import start_run_recording
-    from ..closed_book import answer_closed_book
-    from ..llm import LLMClient, build_backend
+    from ..closed_book import arecord_closed_book
+    from ..llm import build_backend
 
     backend = build_backend(settings.llm)
     try:
-        # A failure inside the block is recorded as the run's error_<kind> termination, then re-raised.
-        with start_run_recording(settings, question, mode="closed_book", backend=backend) as recorder:
-            client = LLMClient(backend, observers=[recorder.observer()])
-            result = await answer_closed_book(client, question, recorder)
-            recorder.finish(result.answer, termination=result.termination, usage=result.usage)
-        return result.model_copy(update={"trace_id": recorder.id})
+        return await arecord_closed_book(settings, question, backend)
     finally:
         await backend.aclose()
 
