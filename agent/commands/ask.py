@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,35 +15,37 @@ from ..result import AskResult
 from .options import (
     BackendOpt,
     BaseUrlOpt,
+    ClosedBookOpt,
     ConfigOpt,
+    IndexOpt,
     JsonOpt,
+    MaxFetchesOpt,
+    MaxLLMCallsOpt,
+    MaxRoundsOpt,
+    MaxSearchesOpt,
+    MaxSecondsOpt,
+    MaxSubgoalsOpt,
     ModelOpt,
     ModelPathOpt,
     TracesDirOpt,
+    WebOpt,
     llm_overrides,
+    research_overrides,
     settings_from_cli,
 )
-
-IndexOpt = Annotated[
-    list[str] | None,
-    typer.Option("--index", "-i", help="Local index to search (a name from `deepsearch index` or a path). Repeatable."),
-]
-WebOpt = Annotated[bool | None, typer.Option("--web/--no-web", help="Also search the web (default: agent.web).")]
 
 
 def ask(
     question: str = typer.Argument(..., help="The question to answer."),
-    closed_book: bool = typer.Option(
-        False, "--closed-book", help="Answer from the model alone, without searching (the baseline)."
-    ),
+    closed_book: ClosedBookOpt = False,
     index: IndexOpt = None,
     web: WebOpt = None,
-    max_llm_calls: int | None = typer.Option(None, help="Budget: LLM calls for the run."),
-    max_searches: int | None = typer.Option(None, help="Budget: search calls for the run."),
-    max_fetches: int | None = typer.Option(None, help="Budget: page fetches for the run."),
-    max_seconds: float | None = typer.Option(None, help="Budget: wall time for the run (seconds)."),
-    max_rounds: int | None = typer.Option(None, help="Research rounds per sub-goal (hard cap)."),
-    max_subgoals: int | None = typer.Option(None, help="Sub-goals the planner may create."),
+    max_llm_calls: MaxLLMCallsOpt = None,
+    max_searches: MaxSearchesOpt = None,
+    max_fetches: MaxFetchesOpt = None,
+    max_seconds: MaxSecondsOpt = None,
+    max_rounds: MaxRoundsOpt = None,
+    max_subgoals: MaxSubgoalsOpt = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -67,17 +68,10 @@ def ask(
     question = " ".join(question.split())
     if not question:
         raise UsageError("the question is empty")
-    overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {
-        "traces.dir": traces_dir,
-        "agent.indexes": index,
-        "agent.web": web,
-        "agent.max_llm_calls": max_llm_calls,
-        "agent.max_searches": max_searches,
-        "agent.max_fetches": max_fetches,
-        "agent.max_seconds": max_seconds,
-        "agent.max_rounds": max_rounds,
-        "agent.max_subgoals": max_subgoals,
-    }
+    overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
+    overrides |= research_overrides(
+        index, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds, max_subgoals
+    )
     settings = settings_from_cli(config, overrides).settings
     progress = None if quiet or not sys.stderr.isatty() else _progress_printer(Console(stderr=True))
     result = asyncio.run(_closed_book(settings, question) if closed_book else _research(settings, question, progress))

@@ -46,3 +46,42 @@ def llm_overrides(
 
 def settings_from_cli(config: Path | None, overrides: dict[str, Any] | None = None) -> LoadedSettings:
     return load_settings(config, overrides)
+
+
+# ---- the options of a research run, shared by `ask`, `batch` and `eval` ----------------------
+ClosedBookOpt = Annotated[
+    bool, typer.Option("--closed-book", help="Answer from the model alone, without searching (the baseline).")
+]
+IndexOpt = Annotated[
+    list[str] | None,
+    typer.Option("--index", "-i", help="Local index to search (a name from `deepsearch index` or a path). Repeatable."),
+]
+WebOpt = Annotated[bool | None, typer.Option("--web/--no-web", help="Also search the web (default: agent.web).")]
+MaxLLMCallsOpt = Annotated[int | None, typer.Option("--max-llm-calls", help="Budget: LLM calls for the run.")]
+MaxSearchesOpt = Annotated[int | None, typer.Option("--max-searches", help="Budget: search calls for the run.")]
+MaxFetchesOpt = Annotated[int | None, typer.Option("--max-fetches", help="Budget: page fetches for the run.")]
+MaxSecondsOpt = Annotated[float | None, typer.Option("--max-seconds", help="Budget: wall time for the run (seconds).")]
+MaxRoundsOpt = Annotated[int | None, typer.Option("--max-rounds", help="Research rounds per sub-goal (hard cap).")]
+MaxSubgoalsOpt = Annotated[int | None, typer.Option("--max-subgoals", help="Sub-goals the planner may create.")]
+
+
+def research_overrides(
+    index: list[str] | None,
+    web: bool | None,
+    max_llm_calls: int | None,
+    max_searches: int | None,
+    max_fetches: int | None,
+    max_seconds: float | None,
+    max_rounds: int | None,
+    max_subgoals: int | None,
+) -> dict[str, Any]:
+    return {
+        "agent.indexes": index,
+        "agent.web": web,
+        "agent.max_llm_calls": max_llm_calls,
+        "agent.max_searches": max_searches,
+        "agent.max_fetches": max_fetches,
+        "agent.max_seconds": max_seconds,
+        "agent.max_rounds": max_rounds,
+        "agent.max_subgoals": max_subgoals,
+    }
