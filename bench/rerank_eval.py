@@ -20,6 +20,7 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from deepsearch.agent.config import IndexSettings, LLMSettings, RerankSettings
@@ -96,6 +97,41 @@ def _costs(outcomes: list[RerankOutcome], texts: list[list[str]], questions: lis
     }
 
 
+async def _rerank_modes(
+    llm: LLMSettings,
+    searcher: LocalSearcher,
+    questions: list[Question],
+    hybrid_ranked: list[list[str]],
+    settings: RerankSettings,
+    modes: tuple[str, ...],
+    concurrency: int,
+    figures: dict,
+    progress: Callable[[str, dict], None] | None,
+) -> str:
+    """Every mode in one event loop (an HTTP backend's connections belong to it); returns the model's name."""
+    backend = build_backend(llm)
+    try:
+        for mode in modes:
+            started = time.perf_counter()
+            mode_settings = settings.model_copy(update={"mode": mode})
+            outcomes, texts = await _rerank_mode(LLMClient(backend), searcher, questions, mode_settings, concurrency)
+            # The reranked pool, then the hybrid ranking's tail past it, so recall@20 compares like with like.
+            ranked = [
+                list(dict.fromkeys([*(_doc(c.id) for c in o.ranked), *tail]))
+                for o, tail in zip(outcomes, hybrid_ranked, strict=True)
+            ]
+            figures["modes"][f"hybrid+{mode}"] = {
+                **_quality(ranked, questions),
+                **_costs(outcomes, texts, questions),
+                "wall_seconds": round(time.perf_counter() - started, 1),
+            }
+            if progress:
+                progress(f"hybrid+{mode}", figures["modes"][f"hybrid+{mode}"])
+        return f"{backend.name}:{backend.model}"
+    finally:
+        await backend.aclose()
+
+
 def run(
     data_path: Path,
     *,
@@ -105,6 +141,7 @@ def run(
     rerank_settings: RerankSettings | None = None,
     llm: LLMSettings | None = None,
     concurrency: int = 1,
+    progress: Callable[[str, dict], None] | None = None,
 ) -> dict:
     settings = rerank_settings or RerankSettings()
     passages, questions = load_pool(data_path)
@@ -114,28 +151,26 @@ def run(
         corpus = write_corpus_jsonl(passages, Path(tmp) / "corpus.jsonl")
         update_index(Path(tmp) / "index", [corpus], IndexOptions())
         searcher = LocalSearcher(Path(tmp) / "index", IndexSettings(per_doc=1))
-        for mode in ("bm25", "hybrid"):
-            ranked = [[h.doc_id for h in searcher.search(q.question, 20, mode)] for q in questions]
+        baselines = {
+            mode: [[h.doc_id for h in searcher.search(q.question, 20, mode)] for q in questions]
+            for mode in ("bm25", "hybrid")
+        }
+        for mode, ranked in baselines.items():
             figures["modes"][mode] = _quality(ranked, questions)
-        backend = build_backend(llm or LLMSettings())
-        figures["model"] = f"{backend.name}:{backend.model}"
-        try:
-            for mode in modes:
-                started = time.perf_counter()
-                outcomes, texts = asyncio.run(
-                    _rerank_mode(
-                        LLMClient(backend), searcher, questions, settings.model_copy(update={"mode": mode}), concurrency
-                    )
-                )
-                ranked = [list(dict.fromkeys(_doc(c.id) for c in o.ranked)) for o in outcomes]
-                figures["modes"][f"hybrid+{mode}"] = {
-                    **_quality(ranked, questions),
-                    **_costs(outcomes, texts, questions),
-                    "wall_seconds": round(time.perf_counter() - started, 1),
-                }
-        finally:
-            asyncio.run(backend.aclose())
-            searcher.close()
+        figures["model"] = asyncio.run(
+            _rerank_modes(
+                llm or LLMSettings(),
+                searcher,
+                questions,
+                baselines["hybrid"],
+                settings,
+                modes,
+                concurrency,
+                figures,
+                progress,
+            )
+        )
+        searcher.close()
     return figures
 
 
@@ -165,6 +200,7 @@ def main() -> None:
         rerank_settings=RerankSettings(**overrides),
         llm=llm,
         concurrency=args.concurrency,
+        progress=lambda mode, f: print(f"done {mode}: {json.dumps(f)}", flush=True),
     )
     print_table(
         f"rerank_eval: {figures['questions']} questions, {figures['candidates']} candidates, {figures['model']}",

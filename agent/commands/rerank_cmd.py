@@ -115,7 +115,7 @@ def _print(outcome, titles: dict[str, str]) -> None:
             str(c.rank + 1),
             f"{c.score:.2f}" + (f" (spread {c.spread:g})" if c.spread else ""),
             str(c.prior_rank + 1),
-            "✓" if c.id in kept else "",
+            "✓" if c.id in kept else ("✗" if c.rank < outcome.cut.keep else ""),
             escape(f"{titles.get(c.id, '')} [{c.id}]"),
             escape(c.rationale),
         )
@@ -135,6 +135,7 @@ def _print(outcome, titles: dict[str, str]) -> None:
         if p.contribution:
             console.print(f"  [italic]{escape(p.contribution)}[/italic]")
         console.print(f"  {escape(p.evidence)}", highlight=False)
+    console.print("[dim]✓ = its evidence goes forward; ✗ = above the cut, but its evidence was dropped[/dim]")
     for note in outcome.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
     u = outcome.usage

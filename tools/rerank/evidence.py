@@ -94,16 +94,9 @@ async def extract_evidence(
     tally: CallTally,
 ) -> EvidencePassage | DroppedCandidate:
     candidate = item.candidate
-    source = " ".join(candidate.text.split())  # as the prompt shows it, so the model's copy can match
-    base = {
-        "candidate_id": candidate.id,
-        "source": candidate.source,
-        "title": candidate.title,
-        "score": scored.score,
-        "merged_ids": item.merged_ids,
-    }
     if not settings.evidence:
-        return _source_excerpt(base, source, settings)
+        return source_excerpt(item, scored, settings)
+    source = _flat(candidate.text)  # as the prompt shows it, so the model's copy can match
     try:
         outcome = await generate_structured(
             client,
@@ -115,11 +108,11 @@ async def extract_evidence(
         )
     except LLMError as e:
         tally.note(f"evidence {candidate.id}: the model failed ({e}); the source's opening stands in")
-        return _source_excerpt(base, source, settings)
+        return source_excerpt(item, scored, settings)
     tally.add(f"evidence {candidate.id}", outcome)
     if outcome.used_fallback:
         tally.note(f"evidence {candidate.id}: no usable reply, the source's opening stands in")
-        return _source_excerpt(base, source, settings)
+        return source_excerpt(item, scored, settings)
     reply = outcome.value
     if not reply.evidence.strip():
         return DroppedCandidate(id=candidate.id, reason="the model found no evidence in it")
@@ -133,7 +126,7 @@ async def extract_evidence(
     if kind == "replaced":
         tally.note(f"evidence {candidate.id}: excerpt matched only {score:.0f}, replaced by the best source span")
     return EvidencePassage(
-        **base,
+        **_identity(item, scored),
         evidence=text,
         contribution=reply.contribution.strip(),
         tokens=count_tokens(text),
@@ -142,9 +135,28 @@ async def extract_evidence(
     )
 
 
-def _source_excerpt(base: dict, source: str, settings: RerankSettings) -> EvidencePassage:
-    text = truncate_to_tokens(source, max(_MIN_TRUNCATED_TOKENS, settings.evidence_token_budget // 4))
-    return EvidencePassage(**base, evidence=text, tokens=count_tokens(text), verification="source_excerpt")
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _identity(item: Expanded, scored: ScoredCandidate) -> dict:
+    c = item.candidate
+    return {
+        "candidate_id": c.id,
+        "source": c.source,
+        "title": c.title,
+        "score": scored.score,
+        "merged_ids": item.merged_ids,
+    }
+
+
+def source_excerpt(item: Expanded, scored: ScoredCandidate, settings: RerankSettings) -> EvidencePassage:
+    """The source's opening as the evidence, when the model gave no usable excerpt (a quarter of the budget)."""
+    limit = max(_MIN_TRUNCATED_TOKENS, settings.evidence_token_budget // 4)
+    text = truncate_to_tokens(_flat(item.candidate.text), limit)
+    return EvidencePassage(
+        **_identity(item, scored), evidence=text, tokens=count_tokens(text), verification="source_excerpt"
+    )
 
 
 def within_budget(passages: list[EvidencePassage], budget: int) -> tuple[list[EvidencePassage], list[DroppedCandidate]]:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from deepsearch.agent.config import RerankSettings
 from deepsearch.agent.llm import LLMClient, LLMError
 
-from .evidence import extract_evidence, within_budget
+from .evidence import extract_evidence, source_excerpt, within_budget
 from .knee import knee_cut
 from .listwise import rank_listwise
 from .models import (
@@ -99,18 +99,15 @@ async def rerank(
     """Rerank `candidates` (in fusion order) for `query` and select evidence. See the module docstring."""
     started = time.perf_counter()
     seed = settings.seed if seed is None else seed
+    query = query.strip()
     tally = CallTally()
-    pool: list[Candidate] = []
-    dropped: list[DroppedCandidate] = []
-    for c in candidates:
-        if any(p.id == c.id for p in pool):
-            dropped.append(DroppedCandidate(id=c.id, reason="duplicate id"))
-        else:
-            pool.append(c)
+    unique = {c.id: c for c in reversed(candidates)}  # the first of each id wins
+    pool = [c for c in candidates if unique.pop(c.id, None) is c]
+    dropped = [DroppedCandidate(id=c.id, reason="duplicate id") for c in candidates if c not in pool]
     mode: Mode = settings.mode
     result = ModeResult(order=[], judged={})
     if pool:
-        mode, result = await _score(client, query.strip(), pool, settings, seed, tally)
+        mode, result = await _score(client, query, pool, settings, seed, tally)
     ranked = _ranked(result, pool)
     cut = knee_cut(
         [c.score for c in ranked],
@@ -177,9 +174,7 @@ async def _select(
         # Never forward nothing: the best candidate's source text stands in.
         item, best = items[0]
         tally.note(f"no evidence survived; the source of {best.id} stands in")
-        settings_off = settings.model_copy(update={"evidence": False})
-        fallback = await extract_evidence(client, query, item, best, settings_off, tally)
-        passages = [fallback]  # type: ignore[list-item]
+        passages = [source_excerpt(item, best, settings)]
         dropped[:] = [d for d in dropped if d.id != best.id]
     kept_passages, over = within_budget(passages, settings.evidence_token_budget)
     dropped += over
