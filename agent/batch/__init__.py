@@ -1,0 +1,1 @@
+"""`deepsearch batch`: read questions, answer them concurrently, append one output row per question."""

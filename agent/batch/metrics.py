@@ -1,0 +1,104 @@
+"""The batch summary: accuracy, cost per question, latency percentiles and the termination mix."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+from rich.table import Table
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low, high = math.floor(pos), math.ceil(pos)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+class BatchSummary(BaseModel):
+    questions: int
+    errors: int
+    scored: int = Field(description="questions with gold answers and no error")
+    em: float | None = None
+    f1: float | None = None
+    judged: int = 0
+    judge_accuracy: float | None = None
+    abstention_rate: float = 0.0
+    llm_calls: float = Field(0.0, description="mean per question")
+    prompt_tokens: float = 0.0
+    completion_tokens: float = 0.0
+    searches: float = 0.0
+    fetches: float = 0.0
+    seconds_p50: float = 0.0
+    seconds_p95: float = 0.0
+    terminations: dict[str, int] = Field(default_factory=dict)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> BatchSummary:
+    """Rows as written to the output file (dicts), so a resumed batch summarises earlier rows too.
+    Failed questions count in the accuracy figures as wrong (0), never silently dropped."""
+    n = len(rows)
+    gold_rows = [r for r in rows if r.get("gold")]
+    em = [float(((r.get("scores") or {}).get("em")) or 0.0) for r in gold_rows]
+    f1 = [float(((r.get("scores") or {}).get("f1")) or 0.0) for r in gold_rows]
+    verdicts = [(r.get("scores") or {}).get("judge") for r in gold_rows]
+    graded = [v for v in verdicts if v is not None]
+    usage = [r.get("usage") or {} for r in rows]
+
+    def mean_usage(key: str) -> float:
+        return round(statistics.fmean(float(u.get(key, 0)) for u in usage), 2) if usage else 0.0
+
+    seconds = [float(u.get("seconds", 0.0)) for u in usage]
+    return BatchSummary(
+        questions=n,
+        errors=sum(1 for r in rows if r.get("error")),
+        scored=len(gold_rows),
+        em=_mean(em),
+        f1=_mean(f1),
+        judged=len(graded),
+        judge_accuracy=_mean([float(v == "correct") for v in graded]),
+        abstention_rate=round(sum(r.get("termination") == "abstained" for r in rows) / n, 4) if n else 0.0,
+        llm_calls=mean_usage("llm_calls"),
+        prompt_tokens=mean_usage("prompt_tokens"),
+        completion_tokens=mean_usage("completion_tokens"),
+        searches=mean_usage("searches"),
+        fetches=mean_usage("fetches"),
+        seconds_p50=round(percentile(seconds, 0.5), 3),
+        seconds_p95=round(percentile(seconds, 0.95), 3),
+        terminations=dict(Counter(str(r.get("termination")) for r in rows).most_common()),
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def summary_table(s: BatchSummary, title: str = "batch summary") -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value")
+    table.add_row("questions", f"{s.questions} ({s.errors} failed)")
+    if s.scored:
+        table.add_row("exact match", _pct(s.em))
+        table.add_row("F1", _pct(s.f1))
+        table.add_row(
+            "LLM-judge accuracy", f"{_pct(s.judge_accuracy)} of {s.judged} graded" if s.judged else "– (--judge)"
+        )
+    table.add_row("abstained", _pct(s.abstention_rate))
+    table.add_row("LLM calls / question", f"{s.llm_calls:.1f}")
+    table.add_row("tokens / question", f"{s.prompt_tokens:.0f} prompt + {s.completion_tokens:.0f} completion")
+    table.add_row("searches / question", f"{s.searches:.1f} ({s.fetches:.1f} fetches)")
+    table.add_row("seconds p50 / p95", f"{s.seconds_p50:.2f} / {s.seconds_p95:.2f}")
+    table.add_row("terminations", ", ".join(f"{k} {v}" for k, v in s.terminations.items()) or "–")
+    return table

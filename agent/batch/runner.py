@@ -1,0 +1,98 @@
+"""Answer questions concurrently and append each row as soon as its question is done.
+
+A question's own failure (a server error, a timeout, a bug in one run) becomes a row with `error`
+and an `error_<kind>` termination, and the batch goes on. A failure that would hit every question
+(the LLM endpoint unreachable, the traces or output directory unwritable, bad configuration) stops
+the batch instead of writing a thousand error rows: what is written stays, `--resume` continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
+from ...traces.recorder import TraceWriteError, termination_for
+from ...traces.scoring import score_answer
+from ..errors import ConfigError, UsageError
+from ..llm.errors import EmbeddedModelMissing, LLMUnavailable
+from .answerers import Answerer
+from .inputs import BatchQuestion
+from .judge import AnswerJudge
+from .output import OutputWriter
+from .rows import BatchRow, failed_row
+
+FATAL = (LLMUnavailable, EmbeddedModelMissing, TraceWriteError, ConfigError, UsageError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        answerer: Answerer,
+        writer: OutputWriter,
+        *,
+        concurrency: int = 8,
+        timeout_s: float | None = None,
+        judge: AnswerJudge | None = None,
+        on_done: Callable[[BatchRow], None] | None = None,
+    ):
+        self.answerer, self.writer = answerer, writer
+        self.concurrency, self.timeout_s = max(1, concurrency), timeout_s
+        self.judge, self.on_done = judge, on_done
+        self.rows: list[BatchRow] = []
+
+    async def run(self, questions: Iterable[BatchQuestion]) -> list[BatchRow]:
+        """Answer every question; returns the rows written by this run, in finishing order."""
+        pending = iter(questions)  # shared by the workers: each takes the next question when it is free
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.concurrency):
+                    group.create_task(self._worker(pending))
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+        return self.rows
+
+    async def _worker(self, pending: Iterable[BatchQuestion]) -> None:
+        for question in pending:
+            row = await self.answer(question)
+            self.writer.append(row)
+            self.rows.append(row)
+            if self.on_done is not None:
+                self.on_done(row)
+
+    async def answer(self, q: BatchQuestion) -> BatchRow:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout_s) as deadline:
+                result = await self.answerer(q)
+        except FATAL:
+            raise
+        except Exception as e:  # noqa: BLE001 - one question's failure is its row, not the batch's end
+            timed_out = isinstance(e, TimeoutError) and deadline.expired()
+            return self._failed(
+                q,
+                termination="error_timeout" if timed_out else termination_for(e),
+                error=f"no answer within {self.timeout_s:g} s" if timed_out else _one_line(e),
+                seconds=time.perf_counter() - started,
+            )
+        row = BatchRow(id=q.id, **result.model_dump(), gold=q.answers, meta=q.meta)
+        if q.answers:
+            row.scores = score_answer(result.short_answer or result.answer, q.answers)
+            if self.judge is not None:
+                row.scores.judge = await self.judge.grade(q.question, result.short_answer or result.answer, q.answers)
+        return row
+
+    def _failed(self, q: BatchQuestion, *, termination: str, error: str, seconds: float) -> BatchRow:
+        backend = getattr(self.answerer, "backend", None)
+        row = failed_row(
+            q.id, q.question, mode=self.answerer.mode, termination=termination, error=error, gold=q.answers,
+            backend=getattr(backend, "name", ""), model=getattr(backend, "model", ""),
+        )  # fmt: skip
+        row.usage.seconds = round(seconds, 3)
+        row.meta = q.meta
+        return row

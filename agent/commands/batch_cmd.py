@@ -1,0 +1,155 @@
+"""`deepsearch batch INPUT -o OUTPUT`: answer a file of questions concurrently, resumably, with a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..batch.execute import BatchJob
+from ..batch.inputs import read_questions
+from ..batch.metrics import summarise, summary_table
+from ..errors import UsageError
+from .options import (
+    BackendOpt,
+    BaseUrlOpt,
+    ClosedBookOpt,
+    ConfigOpt,
+    IndexOpt,
+    MaxFetchesOpt,
+    MaxLLMCallsOpt,
+    MaxRoundsOpt,
+    MaxSearchesOpt,
+    MaxSecondsOpt,
+    MaxSubgoalsOpt,
+    ModelOpt,
+    ModelPathOpt,
+    TracesDirOpt,
+    WebOpt,
+    llm_overrides,
+    research_overrides,
+    settings_from_cli,
+)
+
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", "-c", min=1, max=1024,
+        help="Questions answered at once; also the requests in flight to the LLM unless llm.concurrency is set.",
+    ),
+]  # fmt: skip
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--timeout", min=0.001, help="Seconds per question; a slower one gets an error_timeout row."),
+]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue OUTPUT: skip ids already in it (a cut-off last line is redone).")
+]
+RetryErrorsOpt = Annotated[
+    bool, typer.Option("--retry-errors", help="With --resume: ask the questions whose rows have an error again.")
+]
+JudgeOpt = Annotated[
+    bool, typer.Option("--judge", help="Also grade answers with the LLM against the gold (LLM-judge accuracy).")
+]
+SummaryJsonOpt = Annotated[Path | None, typer.Option("--summary-json", help="Write the summary figures here as JSON.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def batch(
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="JSONL or CSV with id, question[, answer|answers].")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL to append one row per question to.")],
+    resume: ResumeOpt = False,
+    retry_errors: RetryErrorsOpt = False,
+    concurrency: ConcurrencyOpt = 8,
+    timeout: TimeoutOpt = None,
+    judge: JudgeOpt = False,
+    summary_json: SummaryJsonOpt = None,
+    closed_book: ClosedBookOpt = False,
+    index: IndexOpt = None,
+    web: WebOpt = None,
+    max_llm_calls: MaxLLMCallsOpt = None,
+    max_searches: MaxSearchesOpt = None,
+    max_fetches: MaxFetchesOpt = None,
+    max_seconds: MaxSecondsOpt = None,
+    max_rounds: MaxRoundsOpt = None,
+    max_subgoals: MaxSubgoalsOpt = None,
+    quiet: QuietOpt = False,
+    config: ConfigOpt = None,
+    llm_base_url: BaseUrlOpt = None,
+    llm_model: ModelOpt = None,
+    backend: BackendOpt = None,
+    model_path: ModelPathOpt = None,
+    traces_dir: TracesDirOpt = None,
+) -> None:
+    """Answer every question in INPUT and write one JSON row per question to OUTPUT: the `ask --json`
+    object plus `id`, the gold answers, EM/F1 scores when gold is given, and `error` when it failed.
+
+    Rows are appended as each question finishes, so a killed batch loses nothing: run it again with
+    --resume and it skips the ids already in OUTPUT. Malformed input lines are reported with their line
+    number and skipped. Takes every `ask` option (--closed-book, --index, --web/--no-web, budgets, backend).
+    Ends with a summary: EM, F1, LLM-judge accuracy (--judge), cost per question, p50/p95 seconds, terminations.
+
+    INPUT lines look like {"id": "q1", "question": "…", "answer": "…"} (or "answers": [...]); a CSV needs a
+    header with question (and id, answer). A row without an id gets one derived from its question.
+
+    Examples:
+      deepsearch batch questions.jsonl -o answers.jsonl --index wiki --no-web -c 32 \
+        --llm-base-url http://127.0.0.1:8000/v1
+      deepsearch batch questions.jsonl -o answers.jsonl --resume --summary-json summary.json
+      deepsearch batch questions.csv -o baseline.jsonl --closed-book --judge
+    """
+    if retry_errors and not resume:
+        raise UsageError("--retry-errors needs --resume (it re-asks failed rows of an existing OUTPUT)")
+    if output.resolve() == input_path.resolve():
+        raise UsageError("OUTPUT must not be the INPUT file")
+    overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
+    overrides |= research_overrides(
+        index, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds, max_subgoals
+    )
+    loaded = settings_from_cli(config, overrides)
+    settings = loaded.settings
+    if loaded.sources["llm.concurrency"] == "default":
+        settings.llm.concurrency = concurrency
+
+    console = err_console()
+    questions, problems = read_questions(input_path)
+    for problem in problems:
+        console.print(f"deepsearch: warning: {input_path} {problem}; skipped")
+    if not questions:
+        raise UsageError(f"no questions in {input_path}" + (f" ({len(problems)} bad line(s))" if problems else ""))
+
+    job = BatchJob(
+        settings, output, closed_book=closed_book, concurrency=concurrency, timeout_s=timeout, judge=judge,
+        resume=resume, retry_errors=retry_errors, quiet=quiet,
+        warn=lambda message: console.print(f"deepsearch: warning: {message}"),
+    )  # fmt: skip
+    rows = asyncio.run(job.run(questions))
+    finish(rows, job, output, summary_json, len(problems))
+
+
+def finish(rows: list[dict], job: BatchJob, output: Path, summary_json: Path | None, bad_lines: int) -> None:
+    summary = summarise(rows)
+    Console().print(summary_table(summary, title=f"{output} ({len(rows)} rows)"))
+    notes = [f"{job.skipped_done} already done"] if job.skipped_done else []
+    notes += [f"{bad_lines} input line(s) skipped"] if bad_lines else []
+    if notes:
+        err_console().print(f"[dim]{'; '.join(notes)}[/dim]")
+    if summary_json is not None:
+        try:
+            summary_json.write_text(json.dumps(summary.model_dump(mode="json"), indent=2) + "\n")
+        except OSError as e:
+            raise UsageError(f"cannot write {summary_json}: {e.strerror}") from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("batch")(batch)
