@@ -119,10 +119,12 @@ def gzipped(body: bytes, content_type: str = "text/html; charset=utf-8") -> Hand
 
 
 class LocalWebServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """`host` may be any loopback address (127.0.0.2 stands for a private host that is not allow-listed)."""
+        self.host = host
         self.routes: dict[str, Handler] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self._server = _Server(("127.0.0.1", 0), _Request)
+        self._server = _Server((host, 0), _Request)
         self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
@@ -139,7 +141,7 @@ class LocalWebServer:
         return self._server.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.requests]
