@@ -27,7 +27,7 @@ from deepsearch.tools.rerank.models import Candidate
 
 from bench.stats import print_table, summary
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.graph_support import ScriptedModel, fake_backend, settings_for
+from tests.graph_support import ScriptedModel, fake_backend, server_responder, settings_for
 
 QUESTION = "What government position was held by the woman who portrayed Corliss Archer in the film Kiss and Tell?"
 PASSAGES = [
@@ -81,29 +81,6 @@ async def _run(tmp: Path, steps, backend=None, checkpoint=True, latency_s=0.0):
     return wall, len(nodes) + research_branches, result
 
 
-def _role_of(body: dict) -> str:
-    """The fake server sees only prompts: recover the role from each prompt's task wording."""
-    text = body["messages"][-1]["content"]
-    for needle, role in (("Rewrite the new question", "intake"), ("Break the question into", "planner"),
-                         ("Revise the plan", "planner"), ("Write up to", "query_rewriter"),
-                         ("Judge this round", "judge"), ("Answer the sub-goal in a few words", "drafter"),
-                         ("Reviewer feedback", "reviser"), ("Answer the question from the evidence", "answerer"),
-                         ("For each claim", "verifier")):  # fmt: skip
-        if needle in text:
-            return role
-    raise ValueError("unknown prompt")
-
-
-def _server_responder(model: ScriptedModel):
-    from deepsearch.agent.llm.types import ChatMessage, LLMRequest
-
-    def respond(body):
-        request = LLMRequest(messages=[ChatMessage(**m) for m in body["messages"]], role=_role_of(body))
-        return model(request)
-
-    return respond
-
-
 def prefix_reuse(prompts: list[str]) -> float:
     """Share of prompt tokens that repeat the longest token prefix of some earlier prompt."""
     enc = encoding()
@@ -148,7 +125,7 @@ async def _measure(runs: int, latency_s: float) -> dict:
 
         shares = []
         model = ScriptedModel(planner=_plan(ONE))
-        with FakeOpenAIServer(responder=_server_responder(model), latency_s=latency_s) as server:
+        with FakeOpenAIServer(responder=server_responder(model), latency_s=latency_s) as server:
             backend = OpenAIBackend(LLMSettings(base_url=[server.base_url], model="fake-model", server_kind="vllm"))
             for _ in range(runs):
                 before = len(server.requests)

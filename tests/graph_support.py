@@ -10,7 +10,7 @@ from typing import Any
 
 from deepsearch.agent.config import Settings, load_settings
 from deepsearch.agent.llm.fake import FakeBackend
-from deepsearch.agent.llm.types import LLMRequest
+from deepsearch.agent.llm.types import ChatMessage, LLMRequest
 from deepsearch.agent.research_tools import ResearchTools
 from deepsearch.tools.local_index import update_index
 from deepsearch.tools.local_search import LocalSearcher
@@ -129,3 +129,27 @@ def local_tools(index_dir: Path, settings: Settings, **extra: Any) -> ResearchTo
 
 def fake_backend(model: ScriptedModel, **kw: Any) -> FakeBackend:
     return FakeBackend(model, **kw)
+
+
+def role_of_prompt(body: dict) -> str:
+    """The fake server sees only prompts: recover the role from each prompt's task wording."""
+    text = body["messages"][-1]["content"]
+    for needle, role in (("Rewrite the new question", "intake"), ("Break the question into", "planner"),
+                         ("Revise the plan", "planner"), ("Write up to", "query_rewriter"),
+                         ("Judge this round", "judge"), ("Answer the sub-goal in a few words", "drafter"),
+                         ("Reviewer feedback", "reviser"), ("Answer the question from the evidence", "answerer"),
+                         ("For each claim", "verifier"), ("list every passage id exactly once", "reranker"),
+                         ("copy\nthe sentence or sentences from the passage", "evidence")):  # fmt: skip
+        if needle in text:
+            return role
+    raise ValueError("unknown prompt")
+
+
+def server_responder(model: ScriptedModel):
+    """A FakeOpenAIServer responder that answers like `model` does for the role of each prompt."""
+
+    def respond(body: dict) -> str:
+        request = LLMRequest(messages=[ChatMessage(**m) for m in body["messages"]], role=role_of_prompt(body))
+        return model(request)
+
+    return respond
