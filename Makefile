@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A multi-hop question over the bundled sample corpus (40 HotpotQA paragraphs, CC BY-SA; see its README).
+DEMO_CORPUS := tests/fixtures/sample_corpus/hotpot_sample.jsonl
+DEMO_QUESTION := What government position was held by the woman who portrayed Corliss Archer in the film Kiss and Tell?
+
 demo: $(STAMP)
-	$(VENV)/bin/deepsearch ask "What is the capital of France?" --closed-book
+	$(VENV)/bin/deepsearch index $(DEMO_CORPUS) --name deepsearch-sample
+	$(VENV)/bin/deepsearch ask "$(DEMO_QUESTION)" --index deepsearch-sample --no-web --max-subgoals 2 --max-rounds 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q
