@@ -251,6 +251,13 @@ class AgentSettings(Section):
     )
 
 
+class EvalSettings(Section):
+    data_dir: Path = Field(
+        default_factory=lambda: _data_dir("datasets"),
+        description="where `deepsearch eval NAME` finds data sets (folders as in the project's data notes)",
+    )
+
+
 class Settings(Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
@@ -260,6 +267,7 @@ class Settings(Section):
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     rerank: RerankSettings = Field(default_factory=RerankSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
 
 SECRET_KEYS = {"llm.api_key"}
