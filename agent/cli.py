@@ -7,7 +7,18 @@ import sys
 import typer
 
 from ..traces import cli as traces_cli
-from .commands import ask, batch_cmd, config_cmd, doctor, fetch_cmd, index_cmd, rerank_cmd, search_cmd, web_cmd
+from .commands import (
+    ask,
+    batch_cmd,
+    chat_cmd,
+    config_cmd,
+    doctor,
+    fetch_cmd,
+    index_cmd,
+    rerank_cmd,
+    search_cmd,
+    web_cmd,
+)
 from .errors import DeepsearchError
 
 app = typer.Typer(
@@ -23,7 +34,19 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-for module in (ask, batch_cmd, doctor, config_cmd, traces_cli, web_cmd, fetch_cmd, index_cmd, search_cmd, rerank_cmd):
+for module in (
+    ask,
+    chat_cmd,
+    batch_cmd,
+    doctor,
+    config_cmd,
+    traces_cli,
+    web_cmd,
+    fetch_cmd,
+    index_cmd,
+    search_cmd,
+    rerank_cmd,
+):
     module.register(app)
 
 

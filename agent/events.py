@@ -22,6 +22,7 @@ class SubGoalEvent(_Event):
     subgoal_id: str
     status: Literal["planned", "running", "done", "dropped", "changed"]
     question: str
+    depends_on: list[str] = Field(default_factory=list, description="ids it waits for (planned/changed)")
     answer: str | None = None
     stop_reason: str | None = None
 

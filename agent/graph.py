@@ -1,16 +1,17 @@
 """The research graph, wired as DESIGN.md draws it (absolute imports: langgraph.json loads this file by path).
 
-intake ─▶ plan ─▶ dispatch ═▶ research(sub-goal) ═▶ reflect ─▶ dispatch … ─▶ answer ─▶ verify ─▶ END
-                                                                               ▲ revise once │
-                                                                               └─────────────┘
+intake ─▶ [clarify] ─▶ plan ─▶ dispatch ═▶ research(sub-goal) ═▶ reflect ─▶ dispatch … ─▶ answer ─▶ verify ─▶ END
+                                                                                           ▲ revise once │
+                                                                                           └─────────────┘
 """
 
 from __future__ import annotations
 
 from deepsearch.agent.context import RunContext
 from deepsearch.agent.nodes.answer import answer
+from deepsearch.agent.nodes.clarify import clarify
 from deepsearch.agent.nodes.dispatch import dispatch, route_dispatch
-from deepsearch.agent.nodes.intake import intake
+from deepsearch.agent.nodes.intake import intake, route_intake
 from deepsearch.agent.nodes.plan import plan
 from deepsearch.agent.nodes.reflect import reflect
 from deepsearch.agent.nodes.research import research
@@ -22,6 +23,7 @@ from langgraph.graph import END, START, StateGraph
 def build_graph() -> StateGraph:
     g = StateGraph(ResearchState, context_schema=RunContext)
     g.add_node("intake", intake)
+    g.add_node("clarify", clarify)  # interactive runs only: ask the user about an ambiguous question
     g.add_node("plan", plan)
     g.add_node("dispatch", dispatch)
     g.add_node("research", research)
@@ -29,7 +31,8 @@ def build_graph() -> StateGraph:
     g.add_node("answer", answer)
     g.add_node("verify", verify)
     g.add_edge(START, "intake")
-    g.add_edge("intake", "plan")
+    g.add_conditional_edges("intake", route_intake, ["clarify", "plan"])
+    g.add_edge("clarify", "plan")
     g.add_edge("plan", "dispatch")
     g.add_conditional_edges("dispatch", route_dispatch, ["research", "answer"])
     g.add_edge("research", "reflect")  # runs once, after every parallel branch of the wave has finished

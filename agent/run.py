@@ -7,7 +7,8 @@ thread, and turns the final state into the same object `deepsearch ask --json` p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ from .events import ProgressEvent
 from .llm import LLMBackend, LLMClient, build_backend
 from .research_tools import ResearchTools
 from .result import AskResult, RunUsage
+from .state import ClarificationRequest
+
+# An interactive session's answer to a clarifying question ("" keeps the assumption the agent made).
+Clarifier = Callable[[ClarificationRequest], Awaitable[str]]
 
 RECURSION_LIMIT = 200
 
@@ -67,8 +72,14 @@ async def aresearch(
     gold: list[str] | None = None,
     meta: dict[str, Any] | None = None,
     checkpoint: bool = True,
+    clarify: Clarifier | None = None,
+    trace_id: str | None = None,
 ) -> AskResult:
-    """Research a question and answer it with citations. A shared `backend` lets a batch reuse one server pool."""
+    """Research a question and answer it with citations. A shared `backend` lets a batch reuse one server pool.
+
+    With `clarify` the run is interactive: an ambiguous question pauses the run, `clarify` gets the
+    agent's question and its reply goes back into the same run. `trace_id` names the trajectory in advance.
+    """
     from deepsearch.traces.session import start_run_recording
 
     question = " ".join(question.split())
@@ -83,13 +94,14 @@ async def aresearch(
     try:
         tools = tools or build_tools(settings, indexes, web)
         with start_run_recording(
-            settings, question, mode="research", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta
+            settings, question, mode="research", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta,
+            trace_id=trace_id,
         ) as recorder:
             client = LLMClient(backend)
             budget = Budget(budget_limits(settings), client.usage)
             tools.bind(budget, recorder.tool_call, lambda e: ctx.emit(e))
-            ctx = RunContext(settings, client, tools, budget, recorder, on_event)
-            state = await _invoke(ctx, question, history or [], thread_id or recorder.id, checkpoint)
+            ctx = RunContext(settings, client, tools, budget, recorder, on_event, interactive=clarify is not None)
+            state = await _invoke(ctx, question, history or [], thread_id or recorder.id, checkpoint, clarify)
             result = _result(ctx, state, recorder.id)
             citations = [c.model_dump() for c in result.citations]
             recorder.finish(
@@ -103,19 +115,38 @@ async def aresearch(
             await backend.aclose()
 
 
-async def _invoke(ctx: RunContext, question: str, history: list, thread_id: str, checkpoint: bool) -> dict:
-    from .graph import compile_graph
-
-    config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
-    inputs = {"question": question, "history": history}
+@asynccontextmanager
+async def _checkpointer(ctx: RunContext, checkpoint: bool) -> AsyncIterator[Any]:
+    """SQLite checkpoints per thread; without them an interactive run still needs memory to pause in."""
     if not checkpoint:
-        return await compile_graph().ainvoke(inputs, config=config, context=ctx)
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver() if ctx.interactive else None
+        return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     path = ctx.settings.agent.checkpoint_db
     path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        return await compile_graph(saver).ainvoke(inputs, config=config, context=ctx)
+        yield saver
+
+
+async def _invoke(
+    ctx: RunContext, question: str, history: list, thread_id: str, checkpoint: bool, clarify: Clarifier | None
+) -> dict:
+    from langgraph.types import Command
+
+    from .graph import compile_graph
+
+    config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
+    async with _checkpointer(ctx, checkpoint) as saver:
+        graph = compile_graph(saver)
+        state = await graph.ainvoke({"question": question, "history": history}, config=config, context=ctx)
+        # The clarify node pauses the run with interrupt(); the reply resumes this same thread.
+        while clarify is not None and (pending := state.get("__interrupt__")):
+            reply = await clarify(ClarificationRequest.model_validate(pending[0].value))
+            state = await graph.ainvoke(Command(resume=reply), config=config, context=ctx)
+        return state
 
 
 def _result(ctx: RunContext, state: dict, trace_id: str) -> AskResult:

@@ -82,11 +82,19 @@ def merge_plan(left: dict, right: dict) -> dict:
     return {k: v for k, v in merged.items() if v is not None}
 
 
+class ClarificationRequest(BaseModel):
+    """What an interactive run asks the user about an ambiguous question (the payload of its interrupt)."""
+
+    question: str = Field(description="the clarifying question shown to the user")
+    assumption: str = Field("", description="the reading taken if the user gives no answer")
+
+
 class ResearchState(TypedDict, total=False):
     question: str
     history: list[dict[str, str]]  # earlier turns of a session: {"question", "answer"}
     standalone_question: str
     assumption: str | None
+    clarification: dict | None  # a ClarificationRequest the clarify node must put to the user
     plan: Annotated[dict[str, SubGoal], merge_plan]
     dag_changes: Annotated[list[DagChange], operator.add]
     results: Annotated[dict[str, SubGoalResult], merge_dicts]

@@ -35,6 +35,7 @@ def start_run_recording(
     gold: list[str] | None = None,
     tools: list[ToolSpec] | None = None,
     meta: dict[str, Any] | None = None,
+    trace_id: str | None = None,
 ) -> TraceRecorder:
     header = Header(
         question=question,
@@ -51,4 +52,5 @@ def start_run_recording(
         header,
         redactor=Redactor.from_settings(settings),
         fsync=settings.traces.fsync,
+        trace_id=trace_id,
     )

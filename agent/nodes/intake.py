@@ -1,4 +1,8 @@
-"""intake: normalise the question; make a follow-up standalone; note an ambiguity and the assumption taken."""
+"""intake: normalise the question; make a follow-up standalone; note an ambiguity and the assumption taken.
+
+In an interactive session (RunContext.interactive) an ambiguous question is not assumed away: intake
+hands a clarification request to the clarify node, which asks the user.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ..context import RunContext
 from ..events import NodeEvent
-from ..state import ResearchState
+from ..state import ClarificationRequest, ResearchState
 
 
 class Intake(BaseModel):
@@ -19,7 +23,7 @@ class Intake(BaseModel):
     clarifying_question: str = Field("", description="what to ask the user when ambiguous", max_length=200)
 
 
-def _history_text(history: list[dict[str, str]]) -> str:
+def history_text(history: list[dict[str, str]]) -> str:
     turns = [f"Q: {t.get('question', '')}\nA: {t.get('answer', '')}" for t in history[-4:]]
     return "\n\n".join(turns) or "(none)"
 
@@ -29,7 +33,7 @@ async def intake(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     ctx.emit(NodeEvent(node="intake", phase="started"))
     question = " ".join(state["question"].split())
     history = state.get("history") or []
-    standalone, assumption = question, None
+    standalone, assumption, clarification = question, None, None
     if history or ctx.agent.detect_ambiguity:
         outcome = await ctx.structured(
             "intake",
@@ -38,13 +42,17 @@ async def intake(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
             fallback=Intake(standalone_question=question),
             max_tokens=200,
             question=question,
-            history=_history_text(history),
+            history=history_text(history),
         )
         result = outcome.value
         # A follow-up may be rewritten; a first question keeps its words (a tiny model paraphrases badly).
         if history and result.standalone_question.strip():
             standalone = " ".join(result.standalone_question.split())
-        if result.ambiguous and result.assumption.strip():
+        if result.ambiguous and ctx.interactive and result.clarifying_question.strip():
+            clarification = ClarificationRequest(
+                question=result.clarifying_question.strip(), assumption=result.assumption.strip()
+            )
+        elif result.ambiguous and result.assumption.strip():
             assumption = result.assumption.strip()
             ctx.record(
                 "judge",
@@ -57,4 +65,15 @@ async def intake(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     if ctx.recorder is not None and standalone != state["question"]:
         ctx.recorder.resolved_question(standalone)
     ctx.emit(NodeEvent(node="intake", phase="finished"))
-    return {"standalone_question": standalone, "assumption": assumption, "wave": 0, "revisions": 0}
+    return {
+        "standalone_question": standalone,
+        "assumption": assumption,
+        "clarification": clarification.model_dump() if clarification else None,
+        "wave": 0,
+        "revisions": 0,
+    }
+
+
+def route_intake(state: ResearchState) -> str:
+    """Ask the user first when intake wants a clarification; otherwise plan."""
+    return "clarify" if state.get("clarification") else "plan"

@@ -78,6 +78,7 @@ async def plan(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     for change in changes:
         if ctx.recorder is not None:
             ctx.recorder.dag_change("added", change.subgoal.model_dump(exclude={"tentative_answer"}), reason)
-        ctx.emit(SubGoalEvent(subgoal_id=change.subgoal_id, status="planned", question=change.subgoal.question))
+        sg = change.subgoal
+        ctx.emit(SubGoalEvent(subgoal_id=sg.id, status="planned", question=sg.question, depends_on=sg.depends_on))
     ctx.emit(NodeEvent(node="plan", phase="finished"))
     return {"plan": {sg.id: sg for sg in subgoals}, "dag_changes": changes}

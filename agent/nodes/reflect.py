@@ -90,6 +90,9 @@ async def reflect(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
             if ctx.recorder is not None:
                 ctx.recorder.dag_change(actions[r.op], r.subgoal.model_dump(exclude={"tentative_answer"}), r.reason)
             status = {"add": "planned", "change": "changed", "drop": "dropped"}[r.op]
-            ctx.emit(SubGoalEvent(subgoal_id=r.subgoal_id, status=status, question=r.subgoal.question))
+            sg = r.subgoal
+            ctx.emit(
+                SubGoalEvent(subgoal_id=r.subgoal_id, status=status, question=sg.question, depends_on=sg.depends_on)
+            )
     ctx.emit(NodeEvent(node="reflect", phase="finished"))
     return update

@@ -1,0 +1,1 @@
+"""`deepsearch chat`: an interactive research session (store, live view, slash commands, the REPL)."""
