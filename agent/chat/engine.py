@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..events import ProgressEvent
-from ..llm import build_backend
+from ..llm import LLMBackend, build_backend
 from ..research_tools import ResearchTools
 from ..result import AskResult
 from ..run import aresearch, build_tools
@@ -74,10 +74,14 @@ class Job:
 
 
 class Engine:
-    def __init__(self, settings: Settings, indexes: list[str], web: bool, traces_dir: Path | None = None):
+    def __init__(
+        self, settings: Settings, indexes: list[str], web: bool, *, traces_dir: Path | None = None,
+        backend: LLMBackend | None = None, tools: ResearchTools | None = None,
+    ):  # fmt: skip
         self.settings, self.traces_dir = settings, traces_dir
-        self._tools = build_tools(settings, indexes, web)  # a missing index fails here, before the session opens
-        self.backend = build_backend(settings.llm)
+        # A missing index or an unusable backend setting fails here, before the session opens.
+        self._tools = tools or build_tools(settings, indexes, web)
+        self.backend = backend or build_backend(settings.llm)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="deepsearch-chat-loop", daemon=True)
         self._thread.start()
