@@ -103,6 +103,19 @@ class ScriptedModel:
         return {"contribution": "states the fact", "evidence": re.split(r"(?<=\.)\s", text, maxsplit=1)[0]}
 
     @staticmethod
+    def default_closed_book(request: LLMRequest) -> dict:
+        return {"answer": "unknown"}
+
+    @staticmethod
+    def default_answer_judge(request: LLMRequest) -> dict:
+        """Correct when the graded answer equals a gold answer, ignoring case."""
+        text = last_user(request)
+        answer = re.search(r"<answer>\n(.*?)\n</answer>", text, re.DOTALL)
+        golds = re.findall(r"^- (.*)$", text, re.MULTILINE)
+        same = answer is not None and answer.group(1).strip().lower() in {g.strip().lower() for g in golds}
+        return {"reason": "compared with the gold", "verdict": "correct" if same else "incorrect"}
+
+    @staticmethod
     def default_verifier(request: LLMRequest) -> dict:
         n = len(re.findall(r"^Claim \d+:", last_user(request), re.MULTILINE))
         return {"verdicts": [{"claim": i, "supported": True, "reason": "stated"} for i in range(1, n + 1)]}
@@ -134,12 +147,15 @@ def fake_backend(model: ScriptedModel, **kw: Any) -> FakeBackend:
 def role_of_prompt(body: dict) -> str:
     """The fake server sees only prompts: recover the role from each prompt's task wording."""
     text = body["messages"][-1]["content"]
+    if "from your own knowledge" in body["messages"][0]["content"]:
+        return "closed_book"
     for needle, role in (("Rewrite the new question", "intake"), ("Break the question into", "planner"),
                          ("Revise the plan", "planner"), ("Write up to", "query_rewriter"),
                          ("Judge this round", "judge"), ("Answer the sub-goal in a few words", "drafter"),
                          ("Reviewer feedback", "reviser"), ("Answer the question from the evidence", "answerer"),
                          ("For each claim", "verifier"), ("list every passage id exactly once", "reranker"),
-                         ("copy\nthe sentence or sentences from the passage", "evidence")):  # fmt: skip
+                         ("copy\nthe sentence or sentences from the passage", "evidence"),
+                         ("Answer to grade:", "answer_judge")):  # fmt: skip
         if needle in text:
             return role
     raise ValueError("unknown prompt")
