@@ -87,7 +87,10 @@ class Repl:
                 continue
             armed = self.ask(line) == "cancelled"
         sid = self.session.id
-        self.console.print(f"session {sid} saved · `deepsearch chat --resume {sid}` continues it", markup=False)
+        if self.session.turns:
+            self.console.print(f"session {sid} saved · `deepsearch chat --resume {sid}` continues it", markup=False)
+        else:
+            self.session.store.discard_if_empty(sid)
 
     # ---- one question --------------------------------------------------------------------------
     def ask(self, question: str) -> str:

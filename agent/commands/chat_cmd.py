@@ -107,7 +107,6 @@ def chat(
         Repl(session, engine).run()
     finally:
         engine.close()
-        store.discard_if_empty(session.id)
 
 
 def _print_sessions(store, as_json: bool) -> None:
