@@ -171,13 +171,13 @@ def _read_corpus(path: Path, data: bytes, fields: CorpusFields) -> tuple[list[So
                 continue
             try:
                 records.append((f"{path}:{n}", json.loads(line)))
-            except json.JSONDecodeError as e:
-                skipped.append(Skipped(path=f"{path}:{n}", reason=f"invalid JSON: {e.msg}"))
+            except (ValueError, RecursionError) as e:
+                skipped.append(Skipped(path=f"{path}:{n}", reason=f"invalid JSON: {_json_problem(e)}"))
     else:
         try:
             loaded = json.loads(text)
-        except json.JSONDecodeError as e:
-            return [], [Skipped(path=str(path), reason=f"invalid JSON: {e.msg} at line {e.lineno}")]
+        except (ValueError, RecursionError) as e:
+            return [], [Skipped(path=str(path), reason=f"invalid JSON: {_json_problem(e)}")]
         items = loaded if isinstance(loaded, list) else [loaded]
         records = [(f"{path}[{i}]", item) for i, item in enumerate(items)]
 
@@ -188,7 +188,16 @@ def _read_corpus(path: Path, data: bytes, fields: CorpusFields) -> tuple[list[So
             skipped.append(Skipped(path=where, reason=doc))
         else:
             docs.append(doc)
+    if not docs and not skipped:
+        skipped.append(Skipped(path=str(path), reason="no records"))
     return docs, skipped
+
+
+def _json_problem(e: ValueError | RecursionError) -> str:
+    """Why json.loads refused: a syntax error with its line, nesting too deep, or a number too long."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"{e.msg} at line {e.lineno}"
+    return "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
 
 
 def _record_document(record: object, fields: CorpusFields, default_source: str) -> SourceDocument | str:

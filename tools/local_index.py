@@ -274,8 +274,9 @@ def build_search_artifacts(
         if dim is not None:
             vectors.append(np.frombuffer(vector, dtype=np.float16) if vector else np.zeros(dim, dtype=np.float16))
     np.save(new / "rows.npy", np.asarray(rows, dtype=np.int64))
-    if texts:
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(stemmer_name), show_progress=False)
+    words = stemmer(stemmer_name)
+    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=words, show_progress=False) if texts else None
+    if tokens is not None and tokens.vocab:  # bm25s cannot index chunks without a single word (e.g. only "{}")
         model = bm25s.BM25()
         model.index(tokens, show_progress=False)
         model.save(str(new / "bm25"))

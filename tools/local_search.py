@@ -77,7 +77,7 @@ class LocalSearcher:
         search_dir = index_dir / store.SEARCH_DIR
         try:
             self._rows = np.load(search_dir / "rows.npy")
-            self._bm25 = self._load_bm25(search_dir) if len(self._rows) else None
+            self._bm25 = self._load_bm25(search_dir) if (search_dir / "bm25").exists() else None
             has_vectors = self.manifest.dense_model is not None and len(self._rows)
             self._vectors = np.load(search_dir / "vectors.npy", mmap_mode="r") if has_vectors else None
         except (OSError, ValueError, KeyError) as e:
@@ -135,6 +135,8 @@ class LocalSearcher:
     def _bm25_ranking(self, query: str, depth: int) -> list[tuple[int, float]]:
         import bm25s
 
+        if self._bm25 is None:  # an empty index, or one whose chunks hold no indexable word
+            return []
         tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
         known = self._bm25.get_tokens_ids(tokens[0])
         if not known:  # no query word occurs in the corpus: nothing matches, rather than arbitrary chunks

@@ -73,6 +73,8 @@ def _jsonl_rows(text: str) -> list[tuple[int, Any] | InputProblem]:
             rows.append((n, json.loads(line)))
         except json.JSONDecodeError as e:
             rows.append(InputProblem(line=n, message=f"not JSON ({e.msg} at column {e.colno})"))
+        except (ValueError, RecursionError):  # a number over Python's digit limit, or nesting past the stack
+            rows.append(InputProblem(line=n, message="not usable JSON (a number too long or nesting too deep)"))
     return rows
 
 
