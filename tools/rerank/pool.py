@@ -29,7 +29,7 @@ def batches(ids: list[str], size: int, rng: random.Random) -> list[list[str]]:
     return [shuffled[i::count] for i in range(count)]
 
 
-class _Tally:
+class _Standing:
     def __init__(self) -> None:
         self.grades: list[float] = []
         self.positions: list[float] = []
@@ -49,7 +49,7 @@ async def rank_pool(
 ) -> ModeResult:
     rng = random.Random(seed)
     by_id = {c.id: c for c in candidates}
-    seen: dict[str, _Tally] = {}
+    seen: dict[str, _Standing] = {}
     contenders = list(by_id)
     top_size = min(len(contenders), settings.max_keep)
     previous_top: set[str] | None = None
@@ -83,7 +83,7 @@ async def rank_pool(
                 if cid not in ranked.grades:
                     continue
                 grade, why = ranked.grades[cid]
-                entry = seen.setdefault(cid, _Tally())
+                entry = seen.setdefault(cid, _Standing())
                 entry.grades.append(float(grade))
                 entry.positions.append(1 - position / last)
                 entry.why = why
