@@ -69,7 +69,7 @@ class DraftAnswer(BaseModel):
     )
     # At least one claim with at least one citation: a small model must commit to something checkable;
     # verify then keeps it only if the cited evidence supports it.
-    claims: list[AnswerClaim] = Field(default_factory=list, min_length=1, max_length=6)
+    claims: list[AnswerClaim] = Field(min_length=1, max_length=6)  # required: guided decoding must emit it
 
 
 def merge_dicts(left: dict, right: dict) -> dict:

@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 from deepsearch.agent.belief import belief_from_logprobs, belief_from_samples, information_gain, span_tokens
 from deepsearch.agent.budget import Budget, BudgetLimits
 from deepsearch.agent.injection import find_injection
@@ -90,3 +89,16 @@ def test_injection_detector_flags_instructions(text):
 
 def test_injection_detector_leaves_ordinary_text_alone():
     assert find_injection("The committee ignored the previous proposal and answered critics in 1998.") is None
+
+
+def test_answer_claims_keep_only_valid_citations_and_appear_once():
+    from deepsearch.agent.nodes.answer import keep_valid_citations
+    from deepsearch.agent.state import AnswerClaim, DraftAnswer
+
+    draft = DraftAnswer(short_answer="x", claims=[
+        AnswerClaim(text="Temple was Chief of Protocol.", citations=[1, 7]),
+        AnswerClaim(text="temple was chief of  protocol.", citations=[2]),
+        AnswerClaim(text="She acted.", citations=[9]),
+    ])  # fmt: skip
+    kept = keep_valid_citations(draft, {1, 2}).claims
+    assert [(c.text, c.citations) for c in kept] == [("Temple was Chief of Protocol.", [1]), ("She acted.", [])]

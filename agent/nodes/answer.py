@@ -31,11 +31,13 @@ def _findings(state: ResearchState) -> str:
 
 def keep_valid_citations(draft: DraftAnswer, valid: set[int]) -> DraftAnswer:
     """Never let a citation number through that does not map to shown evidence."""
-    claims = [
-        AnswerClaim.model_construct(text=c.text.strip(), citations=sorted({n for n in c.citations if n in valid}))
-        for c in draft.claims
-        if c.text.strip()
-    ]
+    claims, seen = [], set()
+    for c in draft.claims:
+        key = " ".join(c.text.lower().split())
+        if key and key not in seen:  # small models repeat a claim; check and show it once
+            seen.add(key)
+            cited = sorted({n for n in c.citations if n in valid})
+            claims.append(AnswerClaim.model_construct(text=c.text.strip(), citations=cited))
     return draft.model_copy(update={"claims": claims})
 
 

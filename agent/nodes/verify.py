@@ -29,7 +29,7 @@ class ClaimVerdict(BaseModel):
 
 
 class Verification(BaseModel):
-    verdicts: list[ClaimVerdict] = Field(default_factory=list, max_length=8)
+    verdicts: list[ClaimVerdict] = Field(min_length=1, max_length=8)  # required: guided decoding must emit it
 
 
 def lexical_support(claim: str, evidence_text: str) -> bool:
@@ -115,7 +115,7 @@ async def verify(state: ResearchState, runtime: Runtime[RunContext]) -> Command[
             )
             blocks.append(f"Claim {i}: {c.text}\n{cited or '(cites no evidence)'}")
         outcome = await ctx.structured(
-            "verify", Verification, role="verifier", fallback=Verification(), max_tokens=400,
+            "verify", Verification, role="verifier", fallback=Verification.model_construct(verdicts=[]), max_tokens=400,
             question=state["standalone_question"], claims="\n\n".join(blocks),
         )  # fmt: skip
         verdicts = {v.claim: v for v in outcome.value.verdicts if 1 <= v.claim <= len(claims)}
