@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepsearch.tools.chunking import ChunkingOptions, chunk_text
 from deepsearch.tools.fusion import reciprocal_rank_fusion
+from deepsearch.tools.rerank.local_candidates import candidates_from_hits
 from deepsearch.tools.rerank.models import Candidate
 
 from .events import QueryEvent
@@ -100,19 +101,7 @@ class ResearchTools:
             self._tool_call("local_search", {"query": query, "index": name}, success=False, error=str(e)[:300])
             self._event(QueryEvent(subgoal_id=subgoal_id, query=query, source="local", hits=0, status="error"))
             return []
-        candidates = [
-            Candidate(
-                id=h.chunk_id,
-                text=h.text,
-                title=h.title,
-                source=h.source,
-                kind="local",
-                prior_score=h.score,
-                prev_id=h.neighbours.prev,
-                next_id=h.neighbours.next,
-            )
-            for h in hits
-        ]
+        candidates = candidates_from_hits(hits)
         self._tool_call(
             "local_search",
             {"query": query, "index": name, "k": self.local_k},

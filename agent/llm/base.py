@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from .types import LLMRequest, LLMResponse
+
+if TYPE_CHECKING:
+    from ..config import LLMSettings
 
 
 class LLMBackend(abc.ABC):
@@ -33,6 +37,24 @@ class LLMBackend(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def chat_kwargs(request: LLMRequest, settings: LLMSettings) -> dict[str, Any]:
+    """The OpenAI-style chat parameters both llama.cpp and OpenAI-compatible servers take (schema aside)."""
+    kwargs: dict[str, Any] = {
+        "messages": [m.model_dump() for m in request.messages],
+        "max_tokens": request.max_tokens or settings.max_tokens,
+        "temperature": settings.temperature if request.temperature is None else request.temperature,
+    }
+    seed = request.seed if request.seed is not None else settings.seed
+    if seed is not None:
+        kwargs["seed"] = seed
+    if request.stop:
+        kwargs["stop"] = request.stop
+    if request.logprobs:
+        kwargs["logprobs"] = True
+        kwargs["top_logprobs"] = request.top_logprobs or settings.top_logprobs
+    return kwargs
 
 
 class UsageTotals(BaseModel):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import LLMSettings
-from .base import LLMBackend
+from .base import LLMBackend, chat_kwargs
 from .errors import EmbeddedModelMissing, LLMServerError
 from .parsing import split_think
 from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
@@ -82,20 +82,7 @@ class LlamaCppBackend(LLMBackend):
         return self._llama
 
     def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
-        s = self.settings
-        kwargs: dict[str, Any] = {
-            "messages": [m.model_dump() for m in request.messages],
-            "max_tokens": request.max_tokens or s.max_tokens,
-            "temperature": s.temperature if request.temperature is None else request.temperature,
-        }
-        seed = request.seed if request.seed is not None else s.seed
-        if seed is not None:
-            kwargs["seed"] = seed
-        if request.stop:
-            kwargs["stop"] = request.stop
-        if request.logprobs:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = request.top_logprobs or s.top_logprobs
+        kwargs = chat_kwargs(request, self.settings)
         if request.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return kwargs

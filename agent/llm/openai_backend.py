@@ -20,7 +20,7 @@ import httpx
 import openai
 
 from ..config import LLMSettings
-from .base import LLMBackend
+from .base import LLMBackend, chat_kwargs
 from .errors import LLMServerError, LLMUnavailable
 from .parsing import split_think
 from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
@@ -102,21 +102,7 @@ class OpenAIBackend(LLMBackend):
                 self._kind = SERVER_KINDS.get(str(owner).lower(), "openai")
 
     def _payload(self, request: LLMRequest) -> dict[str, Any]:
-        s = self.settings
-        kwargs: dict[str, Any] = {
-            "model": self._model,
-            "messages": [m.model_dump() for m in request.messages],
-            "max_tokens": request.max_tokens or s.max_tokens,
-            "temperature": s.temperature if request.temperature is None else request.temperature,
-        }
-        seed = request.seed if request.seed is not None else s.seed
-        if seed is not None:
-            kwargs["seed"] = seed
-        if request.stop:
-            kwargs["stop"] = request.stop
-        if request.logprobs:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = request.top_logprobs or s.top_logprobs
+        kwargs = {"model": self._model, **chat_kwargs(request, self.settings)}
         if request.json_schema is not None:
             schema = request.json_schema
             if self._kind == "vllm":
