@@ -7,10 +7,10 @@ termination reason, a complete trajectory, and citations that map to stored evid
 import json
 
 import pytest
-
 from deepsearch.agent import aresearch
 from deepsearch.agent.llm.llamacpp_backend import LlamaCppBackend, packaged_model_path
 from deepsearch.traces.reader import find_log, load_trajectory
+
 from tests.graph_support import SAMPLE, build_sample_index, local_tools, settings_for
 
 pytestmark = [
@@ -34,8 +34,8 @@ async def test_embedded_research_run_terminates_with_a_trace(tmp_path, index_dir
     settings.rerank.max_keep = 3
     settings.llm.n_ctx = 4096
     backend = LlamaCppBackend(settings.llm)
-    result = await aresearch(item["question"], settings=settings, backend=backend, tools=local_tools(index_dir, settings),
-                             gold=item["answers"])  # fmt: skip
+    tools = local_tools(index_dir, settings)
+    result = await aresearch(item["question"], settings=settings, backend=backend, tools=tools, gold=item["answers"])
     assert result.termination in TERMINATIONS or result.termination.startswith("budget_"), result.termination
     assert result.usage.llm_calls >= 3 and result.usage.searches >= 1 and result.subgoals
     trajectory = load_trajectory(find_log(settings.traces.dir, result.trace_id))
