@@ -1,7 +1,6 @@
 """The CLI as a user meets it: a real subprocess, its exit code, stdout and stderr."""
 
 import json
-import re
 import subprocess
 import sys
 
@@ -103,9 +102,8 @@ def test_doctor_fails_on_a_missing_model_and_a_dead_server(cli_env):
 def test_every_command_and_subcommand_has_help(cli_env):
     import click
     import typer.main
-    from typer.testing import CliRunner
-
     from deepsearch.agent.cli import app
+    from typer.testing import CliRunner
 
     top = deepsearch("--help", env=cli_env)  # the real entry point, once
     assert top.returncode == 0 and "Agentic deep search" in top.stdout

@@ -9,7 +9,6 @@ from ..events import NodeEvent
 from ..evidence import format_evidence
 from ..state import AnswerClaim, DraftAnswer, Evidence, ResearchState
 
-
 # What verify abstains on (built without validation: a real draft needs at least one claim).
 NO_ANSWER = DraftAnswer.model_construct(short_answer="", claims=[])
 
