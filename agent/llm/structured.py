@@ -8,6 +8,7 @@ model's output and the caller decides the run's termination.
 from __future__ import annotations
 
 import json
+from functools import cache
 from collections.abc import Callable
 from typing import Generic, Literal, TypeVar
 
@@ -43,6 +44,7 @@ class StructuredOutcome(BaseModel, Generic[T]):
         return self.status == "fallback"
 
 
+@cache
 def schema_for(model: type[BaseModel]) -> dict:
     return model.model_json_schema()
 
@@ -105,7 +107,7 @@ async def generate_structured(
         failures += notes
         if value is not None:
             status = "ok" if attempt == 1 and not notes else ("repaired" if attempt == 1 else "retried")
-            return StructuredOutcome[model](value=value, status=status, failures=failures, responses=responses)
+            return StructuredOutcome(value=value, status=status, failures=failures, responses=responses)
         retry_messages = [
             *request.messages,
             ChatMessage(role="assistant", content=response.raw_text[:2000]),
@@ -113,4 +115,4 @@ async def generate_structured(
         ]
         request = request.model_copy(update={"messages": retry_messages})
     value = fallback() if callable(fallback) else fallback
-    return StructuredOutcome[model](value=value, status="fallback", failures=failures, responses=responses)
+    return StructuredOutcome(value=value, status="fallback", failures=failures, responses=responses)
