@@ -146,7 +146,8 @@ def fake_backend(model: ScriptedModel, **kw: Any) -> FakeBackend:
 
 def role_of_prompt(body: dict) -> str:
     """The fake server sees only prompts: recover the role from each prompt's task wording."""
-    text = body["messages"][-1]["content"]
+    # A structured-output retry appends the failed reply and the validation error: the task is further up.
+    text = "\n".join(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
     if "from your own knowledge" in body["messages"][0]["content"]:
         return "closed_book"
     for needle, role in (("Rewrite the new question", "intake"), ("Break the question into", "planner"),

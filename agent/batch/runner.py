@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from ...traces.recorder import TraceWriteError, termination_for
 from ...traces.scoring import score_answer
 from ..errors import ConfigError, UsageError
-from ..llm.errors import EmbeddedModelMissing, LLMUnavailable
+from ..llm.errors import EmbeddedModelMissing, LLMError, LLMUnavailable
 from .answerers import Answerer
 from .inputs import BatchQuestion
 from .judge import AnswerJudge
@@ -70,6 +70,12 @@ class BatchRunner:
         try:
             async with asyncio.timeout(self.timeout_s) as deadline:
                 result = await self.answerer(q)
+        except LLMUnavailable as e:
+            if await self._endpoint_gone():
+                raise
+            # The server answers now: this question lost its connection (resets, timeouts) through every retry.
+            return self._failed(q, termination=termination_for(e), error=_one_line(e),
+                                seconds=time.perf_counter() - started)  # fmt: skip
         except FATAL:
             raise
         except Exception as e:  # noqa: BLE001 - one question's failure is its row, not the batch's end
@@ -86,6 +92,20 @@ class BatchRunner:
             if self.judge is not None:
                 row.scores.judge = await self.judge.grade(q.question, result.short_answer or result.answer, q.answers)
         return row
+
+    async def _endpoint_gone(self, probes: int = 5, pause_s: float = 0.2) -> bool:
+        """Whether the LLM endpoint is down for every question (it refuses the model listing `probes` times)."""
+        list_models = getattr(getattr(self.answerer, "backend", None), "list_models", None)
+        if list_models is None:
+            return True
+        for attempt in range(probes):
+            try:
+                await list_models()
+                return False
+            except LLMError:
+                if attempt + 1 < probes:
+                    await asyncio.sleep(pause_s)
+        return True
 
     def _failed(self, q: BatchQuestion, *, termination: str, error: str, seconds: float) -> BatchRow:
         backend = getattr(self.answerer, "backend", None)
