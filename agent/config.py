@@ -44,7 +44,8 @@ class LLMSettings(Section):
     )
     base_url: list[str] = Field(
         default_factory=list,
-        description="OpenAI-compatible base URL(s), e.g. http://127.0.0.1:8000/v1; several = round-robin",
+        description="OpenAI-compatible base URL(s), e.g. http://127.0.0.1:8000/v1; several = balanced by least "
+        "outstanding requests, a failing one out of rotation for a while",
     )
     model: str = Field("", description="model name on the server; empty = the first one it lists")
     api_key: SecretStr | None = Field(None, description="sent as a bearer token; never logged")
@@ -56,6 +57,9 @@ class LLMSettings(Section):
     n_threads: int = Field(0, ge=0, description="llamacpp threads; 0 = all cores")
     timeout_s: float = Field(120.0, gt=0, description="per-request timeout (seconds)")
     max_retries: int = Field(3, ge=0, description="retries on 429/5xx/connection errors")
+    endpoint_cooldown_s: float = Field(
+        5.0, gt=0, description="a failing base URL leaves the rotation this long, doubling per failure (max 60 s)"
+    )
     concurrency: int = Field(8, ge=1, description="requests in flight at once, shared by all callers")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(512, ge=1, description="default completion cap per call")
@@ -258,6 +262,12 @@ class EvalSettings(Section):
     )
 
 
+class RaySettings(Section):
+    workers: int = Field(0, ge=0, description="`--ray` worker actors; 0 = one per `worker_cpus` CPUs of the cluster")
+    worker_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves for each worker actor")
+    max_attempts: int = Field(3, ge=1, description="tries per question when its worker dies; then an error row")
+
+
 class Settings(Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
@@ -268,6 +278,7 @@ class Settings(Section):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
 
 
 SECRET_KEYS = {"llm.api_key"}

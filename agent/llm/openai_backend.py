@@ -3,14 +3,14 @@
 - JSON-schema output the way each server understands it: vLLM `structured_outputs` in extra_body,
   llama.cpp `response_format={"type": "json_object", "schema": …}`, others `response_format` json_schema.
 - `max_tokens` is sent as such (langchain-openai's `max_completion_tokens` is ignored by llama.cpp).
-- Retries with exponential backoff and jitter on 429/5xx/connection errors, rotating endpoints.
-- One concurrency limit per backend, shared by every caller; several base URLs in round-robin.
+- Retries with exponential backoff and jitter on 429/5xx/connection errors, moving to another endpoint.
+- One concurrency limit per backend, shared by every caller; several base URLs balanced by least outstanding
+  requests, a failing one out of rotation for a cooldown (endpoints.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import random
 import time
@@ -21,6 +21,7 @@ import openai
 
 from ..config import LLMSettings
 from .base import LLMBackend, chat_kwargs
+from .endpoints import EndpointPool
 from .errors import LLMServerError, LLMUnavailable
 from .parsing import split_think
 from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
@@ -52,7 +53,7 @@ class OpenAIBackend(LLMBackend):
         self.settings = settings
         key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
         self.endpoints = [_Endpoint(u, key, settings.timeout_s, settings.concurrency) for u in settings.base_url]
-        self._rotation = itertools.cycle(range(len(self.endpoints)))
+        self.pool = EndpointPool(self.endpoints, cooldown_s=settings.endpoint_cooldown_s)
         self._model = settings.model
         self._kind = None if settings.server_kind == "auto" else settings.server_kind
         self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
@@ -74,7 +75,18 @@ class OpenAIBackend(LLMBackend):
         return self._semaphores[loop]
 
     async def list_models(self, endpoint: _Endpoint | None = None) -> list[dict[str, Any]]:
-        ep = endpoint or self.endpoints[0]
+        """The models `endpoint` serves; without one, the first endpoint that answers (those in rotation first)."""
+        if endpoint is not None:
+            return await self._list_models(endpoint)
+        candidates = self.pool.by_preference()
+        for ep in candidates[:-1]:
+            try:
+                return await self._list_models(ep)
+            except LLMUnavailable:
+                continue
+        return await self._list_models(candidates[-1])
+
+    async def _list_models(self, ep: _Endpoint) -> list[dict[str, Any]]:
         try:
             page = await ep.client.models.list()
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
@@ -122,22 +134,22 @@ class OpenAIBackend(LLMBackend):
         retries = 0
         async with self._semaphore():
             while True:
-                ep = self.endpoints[next(self._rotation)]
-                started = time.perf_counter()
-                try:
-                    completion = await ep.client.chat.completions.create(**payload)
-                    return self._response(completion, request, ep, time.perf_counter() - started, retries)
-                except (*RETRYABLE, *MALFORMED) as e:
-                    if retries >= self.settings.max_retries:
-                        if isinstance(e, openai.APIStatusError):
-                            raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
-                        if isinstance(e, MALFORMED):
-                            raise LLMServerError(ep.url, 200, f"malformed response body ({e})") from None
-                        raise LLMUnavailable(ep.url, _reason(e)) from None
-                    await asyncio.sleep(self._backoff(retries, e))
-                    retries += 1
-                except openai.APIStatusError as e:
-                    raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+                with self.pool.lease() as lease:  # the failing endpoint sits out while we back off
+                    ep = lease.endpoint
+                    started = time.perf_counter()
+                    try:
+                        completion = await ep.client.chat.completions.create(**payload)
+                    except (*RETRYABLE, *MALFORMED) as e:
+                        lease.ok, error = False, e
+                    except openai.APIStatusError as e:
+                        raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+                    else:
+                        lease.ok = True
+                        return self._response(completion, request, ep, time.perf_counter() - started, retries)
+                if retries >= self.settings.max_retries:
+                    raise _final_error(ep.url, error) from None
+                await asyncio.sleep(self._backoff(retries, error))
+                retries += 1
 
     def _backoff(self, attempt: int, error: Exception) -> float:
         retry_after = getattr(getattr(error, "response", None), "headers", {}).get("retry-after")
@@ -194,6 +206,14 @@ def _logprobs(choice) -> list[TokenLogprob] | None:
         )
         for t in content
     ]
+
+
+def _final_error(url: str, error: Exception) -> LLMServerError | LLMUnavailable:
+    if isinstance(error, openai.APIStatusError):
+        return LLMServerError(url, error.status_code, str(error.message))
+    if isinstance(error, MALFORMED):
+        return LLMServerError(url, 200, f"malformed response body ({error})")
+    return LLMUnavailable(url, _reason(error))
 
 
 def _reason(error: Exception) -> str:
