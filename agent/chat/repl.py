@@ -95,6 +95,10 @@ class Repl:
     # ---- one question --------------------------------------------------------------------------
     def ask(self, question: str) -> str:
         """Research one question inside the session; returns the turn's final status."""
+        with sigint_flag() as interrupted:  # from here on Ctrl-C means "cancel this question", never a crash
+            return self._ask(question, interrupted)
+
+    def _ask(self, question: str, interrupted: threading.Event) -> str:
         s = self.session
         turn = s.store.start_turn(s.id, question, new_trace_id())
         s.turns.append(turn)
@@ -105,7 +109,7 @@ class Repl:
             live = Live(get_renderable=lambda: run_layout(view.snapshot(), question), console=self.console,
                         refresh_per_second=8)  # fmt: skip
         with live or nullcontext():
-            self._wait(job, view, live)
+            self._wait(job, view, live, interrupted)
             self._settle(job, turn)
             view.finish(turn.status, turn.result.usage if turn.result else None)
         if turn.result is not None:
@@ -134,26 +138,25 @@ class Repl:
         if line is not None:
             self.console.print(line, markup=False, highlight=False)
 
-    def _wait(self, job: Job, view: RunView, live: Live | None) -> None:
+    def _wait(self, job: Job, view: RunView, live: Live | None, interrupted: threading.Event) -> None:
         """Until the question is done: put clarifying questions to the user and turn Ctrl-C into cancel."""
-        with sigint_flag() as interrupted:
-            cancelling = False
-            while True:
-                if interrupted.is_set() and not cancelling:
-                    cancelling = True
-                    job.cancel()
-                    if live is None:
-                        self.console.print("cancelling…")
-                    view.cancelling()
-                try:
-                    message = job.messages.get(timeout=CANCEL_WAIT_S if cancelling else POLL_S)
-                except queue.Empty:
-                    if cancelling:
-                        return  # the run is slow to unwind; outcome() waits for it
-                    continue
-                if not isinstance(message, Clarification):
-                    return
-                self._clarify(message, live, job)
+        cancelling = False
+        while True:
+            if interrupted.is_set() and not cancelling:
+                cancelling = True
+                job.cancel()
+                if live is None:
+                    self.console.print("cancelling…")
+                view.cancelling()
+            try:
+                message = job.messages.get(timeout=CANCEL_WAIT_S if cancelling else POLL_S)
+            except queue.Empty:
+                if cancelling:
+                    return  # the run is slow to unwind; outcome() waits for it
+                continue
+            if not isinstance(message, Clarification):
+                return
+            self._clarify(message, live, job)
 
     def _clarify(self, message: Clarification, live: Live | None, job: Job) -> None:
         """Ask the agent's clarifying question, with the normal Ctrl-C (which cancels the question)."""
