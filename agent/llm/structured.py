@@ -8,8 +8,8 @@ model's output and the caller decides the run's termination.
 from __future__ import annotations
 
 import json
-from functools import cache
 from collections.abc import Callable
+from functools import cache
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
