@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test test-deps bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,13 @@ demo: $(STAMP)
 	$(VENV)/bin/deepsearch index $(DEMO_CORPUS) --name deepsearch-sample
 	$(VENV)/bin/deepsearch ask "$(DEMO_QUESTION)" --index deepsearch-sample --no-web --max-subgoals 2 --max-rounds 2
 
-test: $(STAMP)
+# System tools the tests drive: tmux runs `deepsearch chat` in a real terminal (those tests skip without it).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-deps:
+	@command -v tmux >/dev/null || { command -v apt-get >/dev/null \
+		&& $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q tmux >/dev/null; } || echo "tmux not installed: terminal tests will be skipped"
+
+test: $(STAMP) test-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
