@@ -66,12 +66,14 @@ async def arecord_closed_book(
     traces_dir: Path | None = None,
     gold: list[str] | None = None,
     meta: dict[str, Any] | None = None,
+    trace_id: str | None = None,
 ) -> AskResult:
     """A recorded closed-book run on a (possibly shared) backend; a failure is recorded as error_<kind>."""
     from ..traces.session import start_run_recording
 
     with start_run_recording(
-        settings, question, mode="closed_book", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta
+        settings, question, mode="closed_book", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta,
+        trace_id=trace_id,
     ) as recorder:
         client = LLMClient(backend, observers=[recorder.observer()])
         result = await answer_closed_book(client, question, recorder)

@@ -7,6 +7,7 @@ view carries the run's budget counters and recorder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +26,10 @@ class Answerer(Protocol):
     def close(self) -> None: ...
 
 
+# Names a question's trajectory in advance (Ray workers: a retried question replaces its earlier trajectory).
+TraceIds = Callable[[BatchQuestion], str]
+
+
 def _meta(question: BatchQuestion, batch: str) -> dict[str, Any]:
     return {"batch": batch, "batch_id": question.id}
 
@@ -32,8 +37,8 @@ def _meta(question: BatchQuestion, batch: str) -> dict[str, Any]:
 class ClosedBookAnswerer:
     mode = "closed_book"
 
-    def __init__(self, settings: Settings, backend: LLMBackend, batch: str):
-        self.settings, self.backend, self.batch = settings, backend, batch
+    def __init__(self, settings: Settings, backend: LLMBackend, batch: str, trace_ids: TraceIds | None = None):
+        self.settings, self.backend, self.batch, self.trace_ids = settings, backend, batch, trace_ids
 
     async def __call__(self, question: BatchQuestion) -> AskResult:
         from ..closed_book import arecord_closed_book
@@ -44,6 +49,7 @@ class ClosedBookAnswerer:
             self.backend,
             gold=question.answers or None,
             meta=_meta(question, self.batch),
+            trace_id=self.trace_ids(question) if self.trace_ids else None,
         )
 
     def close(self) -> None:
@@ -53,10 +59,10 @@ class ClosedBookAnswerer:
 class ResearchAnswerer:
     mode = "research"
 
-    def __init__(self, settings: Settings, backend: LLMBackend, batch: str):
+    def __init__(self, settings: Settings, backend: LLMBackend, batch: str, trace_ids: TraceIds | None = None):
         from ..run import build_tools
 
-        self.settings, self.backend, self.batch = settings, backend, batch
+        self.settings, self.backend, self.batch, self.trace_ids = settings, backend, batch, trace_ids
         # Opened once: indexes are memory-mapped and thread-safe; the web tools share their rate limiter and caches.
         self.shared = build_tools(settings, settings.agent.indexes, settings.agent.web)
 
@@ -71,12 +77,15 @@ class ResearchAnswerer:
         return await aresearch(
             question.question, settings=self.settings, backend=self.backend, tools=self._tools(),
             gold=question.answers or None, meta=_meta(question, self.batch), checkpoint=False,
+            trace_id=self.trace_ids(question) if self.trace_ids else None,
         )  # fmt: skip
 
     def close(self) -> None:
         self.shared.close()
 
 
-def build_answerer(settings: Settings, backend: LLMBackend, *, closed_book: bool, batch: Path | str) -> Answerer:
+def build_answerer(
+    settings: Settings, backend: LLMBackend, *, closed_book: bool, batch: Path | str, trace_ids: TraceIds | None = None
+) -> Answerer:
     cls = ClosedBookAnswerer if closed_book else ResearchAnswerer
-    return cls(settings, backend, str(batch))
+    return cls(settings, backend, str(batch), trace_ids)

@@ -34,7 +34,7 @@ class BatchRunner:
     def __init__(
         self,
         answerer: Answerer,
-        writer: OutputWriter,
+        writer: OutputWriter | None,  # None when only `answer` is used (a Ray worker: its driver writes the rows)
         *,
         concurrency: int = 8,
         timeout_s: float | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,7 @@ from rich.console import Console
 from ..batch.execute import BatchJob
 from ..batch.inputs import read_questions
 from ..batch.metrics import summarise, summary_table
+from ..config import Settings
 from ..errors import UsageError
 from .options import (
     BackendOpt,
@@ -57,6 +58,27 @@ JudgeOpt = Annotated[
 ]
 SummaryJsonOpt = Annotated[Path | None, typer.Option("--summary-json", help="Write the summary figures here as JSON.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray", metavar="ADDRESS",
+        help="Answer on a Ray cluster: `local` (start one here), `auto` (the cluster this machine joined, or "
+        "RAY_ADDRESS), HOST:PORT of a head, or ray://HOST:10001. -c is then the total, split across workers.",
+    ),
+]  # fmt: skip
+RayWorkersOpt = Annotated[
+    int | None,
+    typer.Option("--ray-workers", min=1, help="Ray worker actors (default ray.workers: one per CPU of the cluster)."),
+]
+
+
+def new_job(settings: Settings, output: Path, ray_address: str | None, **options: Any) -> BatchJob:
+    """A local batch, or with --ray one spread over a Ray cluster (only then is Ray imported)."""
+    if ray_address is None:
+        return BatchJob(settings, output, **options)
+    from ..distributed.ray_runner import RayBatchJob
+
+    return RayBatchJob(settings, output, address=ray_address, **options)
 
 
 def err_console() -> Console:
@@ -84,6 +106,8 @@ def batch(
     max_rounds: MaxRoundsOpt = None,
     max_subgoals: MaxSubgoalsOpt = None,
     quiet: QuietOpt = False,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
     config: ConfigOpt = None,
     llm_base_url: BaseUrlOpt = None,
     llm_model: ModelOpt = None,
@@ -99,6 +123,10 @@ def batch(
     number and skipped. Takes every `ask` option (--closed-book, --index, --web/--no-web, budgets, backend).
     Ends with a summary: EM, F1, LLM-judge accuracy (--judge), cost per question, p50/p95 seconds, terminations.
 
+    With --ray ADDRESS the questions are answered by Ray worker actors (one per CPU, or --ray-workers), each with
+    its share of -c; rows and trajectories still land here, a worker that dies has its questions retried
+    (ray.max_attempts), and --resume works the same. Several --llm-base-url replicas are balanced by load.
+
     INPUT lines look like {"id": "q1", "question": "…", "answer": "…"} (or "answers": [...]); a CSV needs a
     header with question (and id, answer). A row without an id gets one derived from its question.
 
@@ -107,12 +135,15 @@ def batch(
         --llm-base-url http://127.0.0.1:8000/v1
       deepsearch batch questions.jsonl -o answers.jsonl --resume --summary-json summary.json
       deepsearch batch questions.csv -o baseline.jsonl --closed-book --judge
+      deepsearch batch questions.jsonl -o answers.jsonl --ray auto -c 256 --index wiki --no-web \
+        --llm-base-url http://10.0.0.11:8000/v1 --llm-base-url http://10.0.0.12:8000/v1
     """
     if retry_errors and not resume:
         raise UsageError("--retry-errors needs --resume (it re-asks failed rows of an existing OUTPUT)")
     if output.resolve() == input_path.resolve():
         raise UsageError("OUTPUT must not be the INPUT file")
     overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
+    overrides["ray.workers"] = ray_workers
     overrides |= research_overrides(
         index, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds, max_subgoals
     )
@@ -128,8 +159,8 @@ def batch(
     if not questions:
         raise UsageError(f"no questions in {input_path}" + (f" ({len(problems)} bad line(s))" if problems else ""))
 
-    job = BatchJob(
-        settings, output, closed_book=closed_book, concurrency=concurrency, timeout_s=timeout, judge=judge,
+    job = new_job(
+        settings, output, ray, closed_book=closed_book, concurrency=concurrency, timeout_s=timeout, judge=judge,
         resume=resume, retry_errors=retry_errors, quiet=quiet,
         warn=lambda message: console.print(f"deepsearch: warning: {message}"),
     )  # fmt: skip

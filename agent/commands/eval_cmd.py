@@ -11,13 +11,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..batch.execute import BatchJob
 from ..errors import UsageError
 from ..eval.datasets import KNOWN, load_dataset, select
 from ..eval.pool import pooled_index
 from ..eval.report import EvalReport, overview_rows, write_report
 from ..eval.scoring import mode_report
-from .batch_cmd import ConcurrencyOpt, JudgeOpt, QuietOpt, ResumeOpt, SummaryJsonOpt, TimeoutOpt, err_console
+from .batch_cmd import (
+    ConcurrencyOpt,
+    JudgeOpt,
+    QuietOpt,
+    RayOpt,
+    RayWorkersOpt,
+    ResumeOpt,
+    SummaryJsonOpt,
+    TimeoutOpt,
+    err_console,
+    new_job,
+)
 from .options import (
     BackendOpt,
     BaseUrlOpt,
@@ -65,6 +75,8 @@ def eval_command(
     max_rounds: MaxRoundsOpt = None,
     max_subgoals: MaxSubgoalsOpt = None,
     quiet: QuietOpt = False,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
     config: ConfigOpt = None,
     llm_base_url: BaseUrlOpt = None,
     llm_model: ModelOpt = None,
@@ -76,16 +88,19 @@ def eval_command(
     question list. Sets with passages are searched through a pooled index of all their passages (built once,
     cached); the others need --web or --closed-book. Reports EM/F1, recall and precision of the cited passages
     against the gold supporting passages, abstention, cost per question, and with --baseline the closed-book
-    run beside it. Rows are written like `deepsearch batch` rows, so --resume continues an interrupted eval.
+    run beside it. Rows are written like `deepsearch batch` rows, so --resume continues an interrupted eval;
+    --ray ADDRESS answers on a Ray cluster as `deepsearch batch --ray` does.
 
     Examples:
       deepsearch eval hotpotqa --ids dev_ids.txt --limit 50 --baseline --report hotpot.html --llm-base-url http://127.0.0.1:8000/v1
       deepsearch eval ./musique_qa_100.json --limit 20 --report musique.md
       deepsearch eval bamboogle --closed-book --judge
+      deepsearch eval hotpotqa --limit 1000 --ray auto -c 128 --llm-base-url http://10.0.0.11:8000/v1
     """
     overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
     overrides |= research_overrides(None, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds,
                                     max_subgoals) | {"eval.data_dir": str(data_dir) if data_dir else None}  # fmt: skip
+    overrides["ray.workers"] = ray_workers
     loaded = settings_from_cli(config, overrides)
     settings = loaded.settings
     if loaded.sources["llm.concurrency"] == "default":
@@ -105,8 +120,8 @@ def eval_command(
     reports = []
     for mode in modes:
         path = output if mode == modes[0] else output.with_name(f"{output.stem}.{mode}{output.suffix}")
-        job = BatchJob(
-            settings, path, closed_book=mode == "closed_book", concurrency=concurrency, timeout_s=timeout,
+        job = new_job(
+            settings, path, ray, closed_book=mode == "closed_book", concurrency=concurrency, timeout_s=timeout,
             judge=judge, resume=resume, quiet=quiet, warn=lambda m: console.print(f"deepsearch: warning: {m}"),
         )  # fmt: skip
         if not quiet:
