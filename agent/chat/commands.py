@@ -36,7 +36,7 @@ def _plan(s: ChatSession, args: list[str]) -> None:
     views = [
         SubGoalView(
             id=g["id"], question=g["question"], depends_on=g.get("depends_on") or [], answer=g.get("answer"),
-            status="done" if g.get("stop_reason") != "not_run" else "dropped", stop_reason=g.get("stop_reason"),
+            status="planned" if g.get("stop_reason") == "not_run" else "done", stop_reason=g.get("stop_reason"),
         )  # fmt: skip
         for g in turn.result.subgoals
     ]

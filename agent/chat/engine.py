@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..events import ProgressEvent
@@ -43,12 +44,16 @@ class Job:
         self._task: asyncio.Task | None = None
         self._finished = threading.Event()
 
-    def _start(self, make_coro: Callable[[Job], object]) -> None:
+    def _start(self, make_coro: Callable[[Job], Coroutine[Any, Any, AskResult]]) -> None:
         def start() -> None:
             self._task = self._loop.create_task(make_coro(self))
-            self._task.add_done_callback(lambda _: (self._finished.set(), self.messages.put(Done())))
+            self._task.add_done_callback(self._done)
 
         self._loop.call_soon_threadsafe(start)
+
+    def _done(self, _: asyncio.Task) -> None:
+        self._finished.set()
+        self.messages.put(Done())
 
     def cancel(self) -> None:
         """Cancel the running question; its trajectory ends `cancelled`. Done arrives when it has unwound."""
@@ -109,12 +114,11 @@ class Engine:
         return job
 
     def close(self) -> None:
-        if not self._loop.is_running():
-            return
         try:
             asyncio.run_coroutine_threadsafe(self.backend.aclose(), self._loop).result(timeout=10)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
-            self._loop.close()
+            if not self._thread.is_alive():
+                self._loop.close()
             self._tools.close()
