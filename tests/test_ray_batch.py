@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from deepsearch.agent.batch.inputs import BatchQuestion, read_questions
+from deepsearch.agent.batch.inputs import read_questions
 from deepsearch.agent.distributed.ray_runner import RayBatchJob
 from deepsearch.agent.distributed.trajectories import stable_trace_id
 from deepsearch.traces.reader import log_paths, read_log

@@ -74,8 +74,10 @@ class ScriptedPool(WorkerPool):
 
 def answered(q: BatchQuestion, output: Path) -> WorkDone:
     trace_id = stable_trace_id(str(output), q.id)
-    row = BatchRow(id=q.id, question=q.question, answer="Paris", short_answer="Paris", mode="closed_book",
-                   termination="answered", usage=RunUsage(llm_calls=1), backend="openai", model="m", trace_id=trace_id)  # fmt: skip
+    row = BatchRow(
+        id=q.id, question=q.question, answer="Paris", short_answer="Paris", mode="closed_book", termination="answered",
+        usage=RunUsage(llm_calls=1), backend="openai", model="m", trace_id=trace_id,
+    )  # fmt: skip
     log = json.dumps({"ev": "start", "trace_id": trace_id}) + "\n"
     return WorkDone(row=row, trajectory=log.encode(), pid=1)
 
