@@ -122,8 +122,8 @@ class WorkerPool:
         for worker in self.workers:
             ray.kill(worker.handle, no_restart=True)
 
-    def table(self) -> Table:
-        table = Table(title="Ray workers", title_justify="left")
+    def table(self, title: str = "Ray workers") -> Table:
+        table = Table(title=title, title_justify="left")
         for column in ("worker", "node", "pid", "answered", "failed", "lost", "restarts", "state"):
             table.add_column(column, justify="right" if column not in ("node", "state") else "left")
         for w in self.workers:

@@ -36,22 +36,27 @@ class RayBatchJob(BatchJob):
         super().__init__(*args, **kwargs)
         self.address = address
         self.pool: WorkerPool | None = None  # set while answering: tests and callers may look at the workers
+        self.startup_s = self.answering_s = 0.0  # joining the cluster and starting the workers; then answering
 
     async def _answer(self, todo: list[BatchQuestion], writer: OutputWriter) -> None:
+        started = time.perf_counter()
         cpus = connect(self.address)
         plan = plan_workers(self.settings, cluster_cpus=cpus, concurrency=self.concurrency, questions=len(todo))
         self.pool = await WorkerPool.start(
             worker_settings(self.settings, plan, self.concurrency), count=plan.workers, slots=plan.slots,
             batch=str(self.output), closed_book=self.closed_book, timeout_s=self.timeout_s, judge=self.judge,
         )  # fmt: skip
+        self.startup_s = time.perf_counter() - started
         try:
             with BatchProgress(len(todo), quiet=self.quiet) as progress:
                 dispatcher = Dispatcher(self, writer, on_done=progress.advance)
                 await dispatcher.run(todo)
         finally:
+            self.answering_s = time.perf_counter() - started - self.startup_s
             await self.pool.stop()
             if not self.quiet:
-                Console(stderr=True, highlight=False).print(self.pool.table())
+                title = f"Ray workers (started in {self.startup_s:.1f} s, answered in {self.answering_s:.1f} s)"
+                Console(stderr=True, highlight=False).print(self.pool.table(title))
 
 
 class Dispatcher:
