@@ -115,6 +115,9 @@ class IndexSettings(Section):
     title_field: str = Field("title", description="json/jsonl corpora: the key holding the title")
     text_field: str = Field("text", description="json/jsonl corpora: the key holding the text")
     dense: bool = Field(True, description="embed chunks when the dense extra is installed (new indexes only)")
+    follow_external_symlinks: bool = Field(
+        False, description="follow symlinks inside an indexed folder that lead outside every indexed folder"
+    )
     mode: Literal["hybrid", "bm25", "dense"] = Field(
         "hybrid", description="search mode; hybrid falls back to bm25 on an index without vectors"
     )
@@ -423,4 +426,7 @@ def redacted_dump(settings: Settings) -> dict[str, Any]:
         section, leaf = key.split(".")
         if data[section].get(leaf) is not None:
             data[section][leaf] = "***"
+    from .masking import display_url
+
+    data["llm"]["base_url"] = [display_url(u) for u in data["llm"]["base_url"]]
     return data

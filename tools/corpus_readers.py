@@ -3,7 +3,9 @@
 Bad input never stops a run: binary, oversized, unreadable and unsupported files come back as a
 `Skipped` with a reason, and the caller counts them. Text that is not UTF-8 is decoded with
 replacement characters. Symlinks are followed, but each real directory is walked once, so a link
-loop ends.
+loop ends. A symlink inside a folder that leads outside every folder being indexed is skipped
+("symlink outside the indexed folders") unless `follow_external_symlinks`: indexing ~/notes must not
+read ~/.ssh through a link someone left there. A file named on the command line is always read.
 """
 
 from __future__ import annotations
@@ -44,16 +46,20 @@ class Skipped(BaseModel):
     reason: str
 
 
-def discover_files(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
+OUTSIDE = "symlink outside the indexed folders"
+
+
+def discover_files(paths: list[Path], follow_external_symlinks: bool = False) -> tuple[list[Path], list[Skipped]]:
     """Every supported file under `paths` (sorted, each once) and the files passed over with why."""
     found: dict[Path, None] = {}
     skipped: list[Skipped] = []
+    roots = None if follow_external_symlinks else [p.resolve() for p in paths if p.is_dir()]
     for path in paths:
         if not path.exists():
             what = "broken symlink" if path.is_symlink() else "no such file or directory"
             raise UsageError(f"cannot index {path}: {what}")
         if path.is_dir():
-            for file in _walk(path, skipped):
+            for file in _walk(path, skipped, roots):
                 found.setdefault(file, None)
         elif path.suffix.lower() in SUPPORTED_SUFFIXES:
             found.setdefault(path.resolve(), None)
@@ -62,7 +68,12 @@ def discover_files(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
     return sorted(found), skipped
 
 
-def _walk(root: Path, skipped: list[Skipped]) -> Iterator[Path]:
+def _inside(real: Path, roots: list[Path] | None) -> bool:
+    return roots is None or any(real.is_relative_to(r) for r in roots)
+
+
+def _walk(root: Path, skipped: list[Skipped], roots: list[Path] | None) -> Iterator[Path]:
+    """Files under `root`; with `roots`, links leading outside all of them are skipped, not followed."""
     seen_dirs: set[Path] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = Path(dirpath).resolve()
@@ -70,7 +81,14 @@ def _walk(root: Path, skipped: list[Skipped]) -> Iterator[Path]:
             dirnames.clear()
             continue
         seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        kept = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            sub = Path(dirpath) / d
+            if sub.is_symlink() and not _inside(sub.resolve(), roots):
+                skipped.append(Skipped(path=str(sub), reason=OUTSIDE))
+            else:
+                kept.append(d)
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
@@ -79,8 +97,10 @@ def _walk(root: Path, skipped: list[Skipped]) -> Iterator[Path]:
                 continue
             if not file.exists():
                 skipped.append(Skipped(path=str(file), reason="unreadable: broken symlink"))
+            elif not _inside(target := file.resolve(), roots):
+                skipped.append(Skipped(path=str(file), reason=OUTSIDE))
             elif file.is_file():
-                yield file.resolve()
+                yield target
 
 
 def read_documents(

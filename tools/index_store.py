@@ -3,6 +3,7 @@
     <index dir>/manifest.json   format, version, chunking and retrieval settings, counts (written last)
     <index dir>/chunks.sqlite   sources (path, sha256), documents, chunks (text, offsets, neighbours, vector)
     <index dir>/search/         bm25s index, row ids and the dense matrix, rebuilt from the SQLite store
+    <index dir>/search.stale    present while the store may be ahead of search/: the next update rebuilds it
 
 Anything missing, unparsable or from another format version raises IndexCorrupt, whose message says
 to run with --rebuild.
@@ -24,6 +25,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STORE = "chunks.sqlite"
 SEARCH_DIR = "search"
+STALE = "search.stale"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -77,6 +79,20 @@ def corrupt(index_dir: Path, why: str) -> IndexCorrupt:
     )
 
 
+def unwritable(index_dir: Path, error: OSError | sqlite3.Error) -> DeepsearchError:
+    """A write into the index failed (read-only folder, disk full): what is on disk is the previous index."""
+    if isinstance(error, OSError):
+        why = error.strerror or type(error).__name__
+        if error.filename:
+            why = f"{why}: {error.filename}"
+    else:
+        why = str(error)
+    return DeepsearchError(
+        f"cannot write to index {index_dir} ({why}); the previous index is still searchable — "
+        "free space or make the folder writable, then re-run `deepsearch index`"
+    )
+
+
 def read_manifest(index_dir: Path) -> Manifest:
     path = index_dir / MANIFEST
     if not path.is_file():
@@ -96,8 +112,21 @@ def read_manifest(index_dir: Path) -> Manifest:
 
 
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    commit_manifest(index_dir, prepare_manifest(index_dir, manifest))
+
+
+def prepare_manifest(index_dir: Path, manifest: Manifest) -> Path:
+    """Write the manifest beside the current one (the step that needs disk space); `commit_manifest` swaps it in."""
     tmp = index_dir / (MANIFEST + ".tmp")
-    tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    try:
+        tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def commit_manifest(index_dir: Path, tmp: Path) -> None:
     os.replace(tmp, index_dir / MANIFEST)  # atomic: a reader sees the old or the new manifest
 
 
@@ -110,8 +139,22 @@ def connect(index_dir: Path, create: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(_SCHEMA)
         conn.execute("SELECT count(*) FROM chunks").fetchone()
+    except sqlite3.OperationalError as e:
+        if create:  # cannot create or write it (read-only folder, disk full), not a damaged file
+            raise unwritable(index_dir, e) from None
+        return _connect_read_only(index_dir, path, e)
     except sqlite3.DatabaseError as e:
         raise corrupt(index_dir, f"{STORE}: {e}") from None
+    return conn
+
+
+def _connect_read_only(index_dir: Path, path: Path, error: sqlite3.OperationalError) -> sqlite3.Connection:
+    """Searching an index on a read-only mount: SQLite cannot make its WAL files there, so open it immutable."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, check_same_thread=False)
+        conn.execute("SELECT count(*) FROM chunks").fetchone()
+    except sqlite3.DatabaseError:
+        raise corrupt(index_dir, f"{STORE}: {error}") from None
     return conn
 
 

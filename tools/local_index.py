@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from . import index_store as store
 from .chunking import ChunkingOptions, chunk_text
-from .corpus_readers import CorpusFields, Skipped, SourceDocument, discover_files, read_documents
+from .corpus_readers import OUTSIDE, CorpusFields, Skipped, SourceDocument, discover_files, read_documents
 
 STEMMER_LANGUAGE = "english"
 _EMBED_BATCH = 1024
@@ -35,6 +35,7 @@ class IndexOptions(BaseModel):
     max_file_bytes: int = 64 * 2**20
     fields: CorpusFields = CorpusFields()
     dense: bool = True
+    follow_external_symlinks: bool = False
 
     @classmethod
     def from_settings(cls, s: IndexSettings) -> IndexOptions:
@@ -43,6 +44,7 @@ class IndexOptions(BaseModel):
             max_file_bytes=int(s.max_file_mb * 2**20),
             fields=CorpusFields(id=s.id_field, title=s.title_field, text=s.text_field),
             dense=s.dense,
+            follow_external_symlinks=s.follow_external_symlinks,
         )
 
 
@@ -96,7 +98,23 @@ def update_index(
     """Index `paths` into `index_dir`, creating it if needed; `rebuild` starts from an empty index."""
     started = time.perf_counter()
     options = options or IndexOptions()
-    files, skipped = discover_files(paths)
+    files, skipped = discover_files(paths, options.follow_external_symlinks)
+    try:
+        return _update(index_dir, paths, files, skipped, options, rebuild, progress, started)
+    except (OSError, sqlite3.OperationalError) as e:  # read-only folder, disk full: nothing half-written is used
+        raise store.unwritable(index_dir, e) from None
+
+
+def _update(
+    index_dir: Path,
+    paths: list[Path],
+    files: list[Path],
+    skipped: list[Skipped],
+    options: IndexOptions,
+    rebuild: bool,
+    progress: ProgressFn | None,
+    started: float,
+) -> IndexReport:
     roots = [p.resolve() for p in paths if p.is_dir()]
     if rebuild and index_dir.exists():
         shutil.rmtree(index_dir)
@@ -105,12 +123,21 @@ def update_index(
     chunking = ChunkingOptions(max_tokens=manifest.chunk_tokens, overlap_tokens=manifest.overlap_tokens)
     report = IndexReport(index_dir=str(index_dir), skipped=skipped, dense_model=manifest.dense_model)
 
+    # Set before the store changes, cleared once search/ and the manifest match it: a run cut short (kill,
+    # disk full) leaves it, and the next run rebuilds search/ even when every file is then unchanged.
+    stale = index_dir / store.STALE
+    was_stale = stale.exists()
+    stale.touch()
     conn = store.connect(index_dir, create=True)
     try:
         known = dict(conn.execute("SELECT path, sha256 FROM sources").fetchall())
         found = {str(f) for f in files}
+        # Files once read through a link that now leads outside the folders (see discover_files) go too.
+        outside = [Path(s.path).resolve() for s in skipped if s.reason == OUTSIDE]
         for path in known:
-            if path not in found and (not Path(path).exists() or any(Path(path).is_relative_to(r) for r in roots)):
+            if path not in found and (
+                not Path(path).exists() or any(Path(path).is_relative_to(r) for r in [*roots, *outside])
+            ):
                 with conn:
                     _remove_source(conn, path)
                 report.files_removed += 1
@@ -120,12 +147,18 @@ def update_index(
             _index_file(conn, file, known.get(str(file)), roots, options, chunking, embedder, report)
         changed = report.files_added or report.files_updated or report.files_removed
         report.counts = store.count(conn)
-        if changed or not (index_dir / store.SEARCH_DIR).is_dir():
-            build_search_artifacts(index_dir, conn, manifest.stemmer, manifest.dense_dim)
+        manifest.counts, manifest.updated_at = report.counts, store.now_iso()
+        new_manifest = store.prepare_manifest(index_dir, manifest)
+        try:
+            if changed or was_stale or not (index_dir / store.SEARCH_DIR).is_dir():
+                build_search_artifacts(index_dir, conn, manifest.stemmer, manifest.dense_dim)
+        except BaseException:
+            new_manifest.unlink(missing_ok=True)
+            raise
+        store.commit_manifest(index_dir, new_manifest)  # renames only from the swap of search/ on: no space needed
     finally:
         conn.close()
-    manifest.counts, manifest.updated_at = report.counts, store.now_iso()
-    store.write_manifest(index_dir, manifest)
+    stale.unlink()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -261,11 +294,24 @@ def build_search_artifacts(
     index_dir: Path, conn: sqlite3.Connection, stemmer_name: str | None, dim: int | None
 ) -> None:
     """Write bm25s, row ids and the dense matrix to search.new/, then swap it in for search/."""
-    import bm25s
-
     new, current, old = (index_dir / f"{store.SEARCH_DIR}{s}" for s in (".new", "", ".old"))
     shutil.rmtree(new, ignore_errors=True)
     new.mkdir()
+    try:
+        _write_search_files(new, conn, stemmer_name, dim)
+    except BaseException:  # e.g. disk full: search/ is untouched, and the partial copy gives its space back
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if current.exists():
+        current.rename(old)
+    new.rename(current)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_search_files(new: Path, conn: sqlite3.Connection, stemmer_name: str | None, dim: int | None) -> None:
+    import bm25s
+
     rows, texts, vectors = [], [], []
     query = "SELECT c.row, d.title, c.text, c.vector FROM chunks c JOIN documents d USING (doc_id) ORDER BY c.row"
     for row, title, text, vector in conn.execute(query):
@@ -282,8 +328,3 @@ def build_search_artifacts(
         model.save(str(new / "bm25"))
     if dim is not None:
         np.save(new / "vectors.npy", np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float16))
-    shutil.rmtree(old, ignore_errors=True)
-    if current.exists():
-        current.rename(old)
-    new.rename(current)
-    shutil.rmtree(old, ignore_errors=True)

@@ -158,6 +158,8 @@ class LocalSearcher:
         for position, score in ranked:
             row = self._chunk_row(int(self._rows[position]))
             if row is None:
+                if (self.index_dir / store.STALE).exists():  # an update was cut short: its old chunks are gone
+                    continue
                 raise store.corrupt(self.index_dir, "a ranked chunk is missing from the chunk store")
             doc_id = row["doc_id"]
             if self.settings.per_doc and per_doc.get(doc_id, 0) >= self.settings.per_doc:

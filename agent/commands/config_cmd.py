@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import SECRET_KEYS, get_value, leaf_keys
+from ..masking import display_url
 from .options import ConfigOpt, JsonOpt, settings_from_cli
 
 config_app = typer.Typer(help="Inspect the configuration (defaults < TOML file < env DEEPSEARCH_* < flags).")
@@ -17,6 +18,8 @@ config_app = typer.Typer(help="Inspect the configuration (defaults < TOML file <
 def _shown(key: str, value) -> str:
     if key in SECRET_KEYS:
         return "(not set)" if value is None else "***"
+    if key == "llm.base_url":  # a URL may carry a credential (user:KEY@host, ?api_key=KEY)
+        value = [display_url(u) for u in value]
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "[]"
     return str(value)

@@ -57,11 +57,12 @@ async def run_checks(settings) -> list[Check]:
                 try:
                     models = await backend.list_models(ep)
                 except LLMError as e:
-                    checks.append(Check(name=f"reachable {ep.url}", ok=False, detail=str(e)))
+                    checks.append(Check(name=f"reachable {ep.display}", ok=False, detail=str(e)))
                     continue
                 ids = [m["id"] for m in models]
                 ms = (time.perf_counter() - started) * 1000
-                checks.append(Check(name=f"reachable {ep.url}", ok=True, detail=f"{len(ids)} model(s), {ms:.0f} ms"))
+                detail = f"{len(ids)} model(s), {ms:.0f} ms"
+                checks.append(Check(name=f"reachable {ep.display}", ok=True, detail=detail))
                 wanted = settings.llm.model
                 listed = (wanted in ids) if wanted else bool(ids)
                 detail = f"{wanted or ids[:1]} in {ids[:5]}" if listed else f"{wanted!r} not in {ids[:5]}"

@@ -46,6 +46,13 @@ def index(
     overlap_tokens: Annotated[int | None, typer.Option(help="Overlap between chunks in tokens.")] = None,
     max_file_mb: Annotated[float | None, typer.Option(help="Skip files larger than this (MiB).")] = None,
     no_dense: Annotated[bool, typer.Option("--no-dense", help="BM25 only, even with the dense extra.")] = False,
+    follow_external_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-external-symlinks",
+            help="Also read files that symlinks inside the folders lead to outside them (skipped by default).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -70,6 +77,7 @@ def index(
             "index.overlap_tokens": overlap_tokens,
             "index.max_file_mb": max_file_mb,
             "index.dense": False if no_dense else None,
+            "index.follow_external_symlinks": True if follow_external_symlinks else None,
         },
     ).settings
     index_dir = index_dir_from(settings, name, index_opt)

@@ -14,12 +14,14 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 
 from ..config import LLMSettings
+from ..masking import display_url, scrub, url_secrets
 from .base import LLMBackend, chat_kwargs
 from .endpoints import EndpointPool
 from .errors import LLMServerError, LLMUnavailable
@@ -35,6 +37,7 @@ SERVER_KINDS = {"vllm": "vllm", "llamacpp": "llamacpp", "me": "llamacpp", "llama
 class _Endpoint:
     def __init__(self, url: str, api_key: str, timeout_s: float, concurrency: int):
         self.url = url.rstrip("/")
+        self.display = display_url(self.url)  # what messages and trajectories show: no credentials
         self.client = openai.AsyncOpenAI(
             base_url=self.url,
             api_key=api_key,
@@ -54,6 +57,10 @@ class OpenAIBackend(LLMBackend):
         key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
         self.endpoints = [_Endpoint(u, key, settings.timeout_s, settings.concurrency) for u in settings.base_url]
         self.pool = EndpointPool(self.endpoints, cooldown_s=settings.endpoint_cooldown_s)
+        # Never echoed: a server may quote the rejected key, an error may quote the URL it failed on.
+        self._secrets = [s for u in settings.base_url for s in url_secrets(u)]
+        if settings.api_key:
+            self._secrets.append(key)
         self._model = settings.model
         self._kind = None if settings.server_kind == "auto" else settings.server_kind
         self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
@@ -90,10 +97,13 @@ class OpenAIBackend(LLMBackend):
         try:
             page = await ep.client.models.list()
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
-            raise LLMUnavailable(ep.url, _reason(e)) from None
+            raise LLMUnavailable(ep.display, self._clean(_reason(e))) from None
         except openai.APIStatusError as e:
-            raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+            raise LLMServerError(ep.display, e.status_code, self._clean(str(e.message))) from None
         return [m.model_dump() for m in page.data]
+
+    def _clean(self, text: str) -> str:
+        return scrub(text, self._secrets)
 
     async def _discover(self) -> None:
         """Fill in the model name and server kind from /v1/models, once."""
@@ -107,7 +117,7 @@ class OpenAIBackend(LLMBackend):
             models = await self.list_models()
             if not self._model:
                 if not models:
-                    raise LLMServerError(self.endpoints[0].url, None, "the server lists no models")
+                    raise LLMServerError(self.endpoints[0].display, None, "the server lists no models")
                 self._model = models[0]["id"]
             if not self._kind:
                 owner = next((m.get("owned_by", "") for m in models if m["id"] == self._model), "")
@@ -142,12 +152,12 @@ class OpenAIBackend(LLMBackend):
                     except (*RETRYABLE, *MALFORMED) as e:
                         lease.ok, error = False, e
                     except openai.APIStatusError as e:
-                        raise LLMServerError(ep.url, e.status_code, str(e.message)) from None
+                        raise LLMServerError(ep.display, e.status_code, self._clean(str(e.message))) from None
                     else:
                         lease.ok = True
                         return self._response(completion, request, ep, time.perf_counter() - started, retries)
                 if retries >= self.settings.max_retries:
-                    raise _final_error(ep.url, error) from None
+                    raise _final_error(ep.display, error, self._clean) from None
                 await asyncio.sleep(self._backoff(retries, error))
                 retries += 1
 
@@ -163,7 +173,7 @@ class OpenAIBackend(LLMBackend):
 
     def _response(self, completion, request: LLMRequest, ep: _Endpoint, latency: float, retries: int) -> LLMResponse:
         if not completion.choices:
-            raise LLMServerError(ep.url, None, "response has no choices")
+            raise LLMServerError(ep.display, None, "response has no choices")
         choice = completion.choices[0]
         message = choice.message
         raw = message.content or ""
@@ -185,7 +195,7 @@ class OpenAIBackend(LLMBackend):
             retries=retries,
             backend=self.name,
             model=completion.model or self._model,
-            endpoint=ep.url,
+            endpoint=ep.display,
             guided=request.json_schema is not None,
         )
 
@@ -208,12 +218,12 @@ def _logprobs(choice) -> list[TokenLogprob] | None:
     ]
 
 
-def _final_error(url: str, error: Exception) -> LLMServerError | LLMUnavailable:
+def _final_error(url: str, error: Exception, clean: Callable[[str], str]) -> LLMServerError | LLMUnavailable:
     if isinstance(error, openai.APIStatusError):
-        return LLMServerError(url, error.status_code, str(error.message))
+        return LLMServerError(url, error.status_code, clean(str(error.message)))
     if isinstance(error, MALFORMED):
-        return LLMServerError(url, 200, f"malformed response body ({error})")
-    return LLMUnavailable(url, _reason(error))
+        return LLMServerError(url, 200, clean(f"malformed response body ({error})"))
+    return LLMUnavailable(url, clean(_reason(error)))
 
 
 def _reason(error: Exception) -> str:

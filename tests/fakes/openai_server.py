@@ -96,6 +96,7 @@ class FakeOpenAIServer:
         self._rng = random.Random(seed)
         self.timeout_sleep_s = timeout_sleep_s
         self.api_key = api_key
+        self.auth_error = "invalid api key"  # the 401 message (real servers may quote the rejected key)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.injected: list[str] = []
@@ -193,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorised(self) -> bool:
         if self.fake.api_key and self.headers.get("Authorization") != f"Bearer {self.fake.api_key}":
-            self._send_json(401, {"error": {"message": "invalid api key", "type": "auth"}})
+            self._send_json(401, {"error": {"message": self.fake.auth_error, "type": "auth"}})
             return False
         return True
 
