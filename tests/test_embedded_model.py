@@ -144,3 +144,20 @@ def test_closed_book_ask_embedded_default(cli_env):
     result = json.loads(out.stdout)
     assert result["backend"] == "llamacpp" and "Paris" in result["answer"]
     assert result["usage"]["completion_tokens"] > 0
+
+
+async def test_cancelling_a_call_stops_the_generation(backend):
+    import asyncio
+
+    story = LLMRequest(messages=[ChatMessage(role="user", content="Write a very long story about the sea.")],
+                       max_tokens=1500, temperature=0.0)  # fmt: skip
+    task = asyncio.create_task(backend.complete(story))
+    await asyncio.sleep(1.5)  # the story is being generated
+    at_cancel = backend._llama.n_tokens
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The next call waits for the model's lock: by the time it answers, the story's thread has stopped.
+    await backend.complete(LLMRequest(messages=[ChatMessage(role="user", content="Say hi.")], max_tokens=4))
+    assert backend.aborted_calls == 1
+    assert backend.aborted_at_tokens is not None and backend.aborted_at_tokens - at_cancel <= 2

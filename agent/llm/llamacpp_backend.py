@@ -58,6 +58,9 @@ class LlamaCppBackend(LLMBackend):
         self._llama = None
         self._lock = threading.Lock()  # a Llama context is not thread-safe: one generation at a time
         self.load_seconds: float | None = None
+        self.aborted_calls = 0
+        self.aborted_at_tokens: int | None = None  # context length when the last cancelled generation stopped
+        self._cancelled = threading.Event()
 
     @property
     def model(self) -> str:
@@ -79,6 +82,11 @@ class LlamaCppBackend(LLMBackend):
                 verbose=False,
             )
             self.load_seconds = time.perf_counter() - started
+            import llama_cpp
+
+            # Kept on self: ctypes must not garbage-collect a callback the C side still holds.
+            self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
+            llama_cpp.llama_set_abort_callback(self._llama.ctx, self._abort_callback, None)
         return self._llama
 
     def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
@@ -87,14 +95,22 @@ class LlamaCppBackend(LLMBackend):
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return kwargs
 
-    def _complete_blocking(self, request: LLMRequest) -> LLMResponse:
+    def _complete_blocking(self, request: LLMRequest, cancelled: threading.Event) -> LLMResponse:
         with self._lock:
+            if cancelled.is_set():
+                raise _Aborted
             llama = self._load()
             started = time.perf_counter()
+            self._cancelled = cancelled
             try:
                 out = llama.create_chat_completion(**self._kwargs(request))
             except ValueError as e:  # e.g. prompt longer than the context window
                 raise LLMServerError(f"embedded:{self.model}", None, str(e)) from None
+            except RuntimeError:  # llama_decode reports "aborted" once the abort callback says so
+                if cancelled.is_set():
+                    self.aborted_at_tokens = llama.n_tokens
+                    raise _Aborted from None
+                raise
             latency = time.perf_counter() - started
         choice = out["choices"][0]
         raw = choice["message"].get("content") or ""
@@ -116,7 +132,25 @@ class LlamaCppBackend(LLMBackend):
         )
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        return await asyncio.to_thread(self._complete_blocking, request)
+        cancelled = threading.Event()
+        worker = asyncio.ensure_future(asyncio.to_thread(self._complete_blocking, request, cancelled))
+        worker.add_done_callback(lambda f: f.cancelled() or f.exception())  # an abandoned worker's error is expected
+        try:
+            return await asyncio.shield(worker)
+        except asyncio.CancelledError:
+            # A thread cannot be killed: tell llama.cpp to stop at its next token, so a cancelled question
+            # (Ctrl-C in chat, a batch timeout) frees the model at once instead of finishing the generation.
+            cancelled.set()
+            self.aborted_calls += 1
+            raise
+
+    def _should_abort(self, _data) -> bool:
+        """llama.cpp's abort callback, polled inside every decode: stop once nobody waits for the answer."""
+        return self._cancelled.is_set()
+
+
+class _Aborted(Exception):
+    """A generation stopped because its caller was cancelled."""
 
 
 def _logprobs(data: dict | None) -> list[TokenLogprob] | None:
