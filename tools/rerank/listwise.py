@@ -42,7 +42,8 @@ class RankedEntry(BaseModel):
 
 class ListwiseReply(BaseModel):
     reasoning: str
-    ranking: list[RankedEntry]
+    # Bounded: an unbounded list lets a weak model repeat entries until max_tokens (seen on vLLM).
+    ranking: list[RankedEntry] = Field(min_length=1, max_length=50)
 
     _clip_reasoning = field_validator("reasoning", mode="before")(_clip_to(800))
 
@@ -73,7 +74,7 @@ async def rank_window(
             render("rerank_listwise", query=query, passages=blocks),
             ListwiseReply,
             role="reranker",
-            fallback=lambda: ListwiseReply(reasoning="", ranking=[]),
+            fallback=lambda: ListwiseReply.model_construct(reasoning="", ranking=[]),
             max_tokens=settings.max_tokens,
         ),
     )
