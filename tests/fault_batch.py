@@ -29,8 +29,9 @@ class FaultBatchReport(BaseModel):
     lost: int = Field(description="questions without an output row")
     duplicated: int = Field(description="questions with more than one row")
     answered: int = Field(description="rows with an answer")
+    abstained: int = Field(description="rows that say no answer could be given (termination abstained)")
     explicit_errors: int = Field(description="rows with an error message and an error_<kind> termination")
-    unexplained: int = Field(description="rows with neither an answer nor an explicit error")
+    unexplained: int = Field(description="rows with no answer, no abstention and no explicit error")
     faults_injected: dict[str, int]
     terminations: dict[str, int]
     calls_retried: int = Field(description="LLM calls in trajectories that needed transport retries")
@@ -41,8 +42,8 @@ class FaultBatchReport(BaseModel):
 
     @property
     def completion_rate(self) -> float:
-        """Share of questions that ended with a row that says what happened (answer or explicit error)."""
-        return (self.answered + self.explicit_errors) / self.questions
+        """Share of questions that ended with a row that says what happened (answer, abstention or error)."""
+        return (self.answered + self.abstained + self.explicit_errors) / self.questions
 
 
 def _questions(n: int) -> list[BatchQuestion]:
@@ -101,6 +102,8 @@ def _report(asked: list[BatchQuestion], out: Path, traces: Path, injected: Count
     per_id = Counter(str(r["id"]) for r in rows)
     answered = sum(1 for r in rows if r["answer"] and not r.get("error"))
     explicit = sum(1 for r in rows if r.get("error") and str(r["termination"]).startswith("error_"))
+    # A garbled reply twice over ends in the typed fallback: an explicit abstention, not a lost answer.
+    abstained = sum(1 for r in rows if not r["answer"] and not r.get("error") and r["termination"] == "abstained")
     retried = repaired = failed = unreadable = 0
     for path in log_paths(traces):
         trajectory, report = read_log(path)
@@ -114,8 +117,8 @@ def _report(asked: list[BatchQuestion], out: Path, traces: Path, injected: Count
                 failed += step.error is not None
     return FaultBatchReport(
         questions=len(asked), rows=len(rows), lost=sum(1 for q in asked if q.id not in per_id),
-        duplicated=sum(1 for n in per_id.values() if n > 1), answered=answered, explicit_errors=explicit,
-        unexplained=len(rows) - answered - explicit, faults_injected=dict(injected),
+        duplicated=sum(1 for n in per_id.values() if n > 1), answered=answered, abstained=abstained,
+        explicit_errors=explicit, unexplained=len(rows) - answered - abstained - explicit, faults_injected=dict(injected),
         terminations=dict(Counter(str(r["termination"]) for r in rows)), calls_retried=retried,
         structured_repairs=repaired, calls_failed=failed, unreadable_trajectories=unreadable, seconds=round(seconds, 2),
     )  # fmt: skip

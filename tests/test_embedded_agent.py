@@ -31,7 +31,10 @@ def index_dir(tmp_path_factory):
 @pytest.mark.parametrize("item", QUESTIONS, ids=[q["id"] for q in QUESTIONS])
 async def test_embedded_research_run_terminates_with_a_trace(tmp_path, index_dir, item):
     settings = settings_for(tmp_path, max_subgoals=2, max_rounds=1, detect_ambiguity=False)
+    # Keep CI time bounded: fewer kept passages and no per-passage evidence calls (the rerank tests cover those).
     settings.rerank.max_keep = 3
+    settings.rerank.evidence = False
+    settings.rerank.max_tokens = 256
     settings.llm.n_ctx = 4096
     backend = LlamaCppBackend(settings.llm)
     tools = local_tools(index_dir, settings)
