@@ -253,6 +253,9 @@ async def test_each_round_records_its_evidence_decisions(tmp_path, index_dir, se
     assert kept and any(not c.kept for c in reranks[0].candidates)
     if selection == "rerank":
         assert "cut" in reranks[0].method and all(c.rationale for c in kept)
+        step = reranks[0]
+        assert step.cut_index >= 1 and len(step.curve) == len(step.candidates)
+        assert step.curve == sorted(step.curve, reverse=True)
         # evidence passages are excerpts verified against the source documents
         corpus = " ".join(json.loads(line)["text"] for line in (SAMPLE / "hotpot_sample.jsonl").open())
         assert all(" ".join(c.quote.split()) in corpus for c in result.citations)

@@ -108,6 +108,9 @@ class RerankStep(StepBase):
     candidates: list[RerankCandidate]
     cutoff: float | None = Field(None, description="score at or above which candidates were kept")
     method: str = Field("", description="how the cutoff was chosen, e.g. elbow")
+    cut_index: int | None = Field(None, description="how many ranked candidates the cut kept")
+    curve: list[float] = Field(default_factory=list, description="the sorted scores the cut was chosen on")
+    notes: list[str] = Field(default_factory=list, description="fallbacks, parse failures and repairs, in order")
 
 
 class JudgeStep(StepBase):

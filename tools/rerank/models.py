@@ -113,9 +113,15 @@ class RerankOutcome(BaseModel):
                 {"id": c.id, "score": c.score, "rationale": c.rationale, "kept": passage is not None, "reason": reason}
             )
         method = f"{self.mode} scores; {self.cut.method} cut at {self.cut.keep} of {len(self.ranked)}"
-        if self.notes:
-            method += f"; {len(self.notes)} note(s): " + " | ".join(self.notes)[:500]
-        return {"query": self.query, "candidates": candidates, "cutoff": self.cut.cutoff, "method": method}
+        return {
+            "query": self.query,
+            "candidates": candidates,
+            "cutoff": self.cut.cutoff,
+            "method": method,
+            "cut_index": self.cut.keep,
+            "curve": self.cut.curve,
+            "notes": self.notes,
+        }
 
 
 class Judgement(BaseModel):
