@@ -119,4 +119,3 @@ class ResearchTask(TypedDict):
     subgoal: SubGoal
     question: str  # with the parents' answers filled in
     original_question: str
-    known_evidence_ids: list[str]

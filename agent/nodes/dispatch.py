@@ -44,7 +44,6 @@ def route_dispatch(state: ResearchState) -> list[Send] | str:
     ready = ready_subgoals(state)
     if not ready:
         return "answer"
-    known = sorted(state.get("evidence") or {})
     return [
         Send(
             "research",
@@ -52,7 +51,6 @@ def route_dispatch(state: ResearchState) -> list[Send] | str:
                 subgoal=sg,
                 question=with_parent_answers(sg, state),
                 original_question=state["standalone_question"],
-                known_evidence_ids=known,
             ),
         )
         for sg in ready

@@ -94,7 +94,7 @@ async def research(task: ResearchTask, runtime: Runtime[RunContext]) -> dict:
     CURRENT_ROUND.set(0)
     previous_belief = await _draft_belief(ctx, task, [])
     kept: list[Evidence] = []
-    seen = set(task["known_evidence_ids"])
+    seen: set[str] = set()  # candidate ids this sub-goal has already had in front of it
     queries: list[str] = []
     verdict: RoundVerdict | None = None
     belief = previous_belief
