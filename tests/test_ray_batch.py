@@ -26,6 +26,7 @@ from deepsearch.traces.reader import log_paths, read_log
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.graph_support import SAMPLE, ScriptedModel, build_sample_index, server_responder, settings_for
 from tests.ray_support import ray, start_local_cluster
+from tests.test_eval_cli import ircot_file
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +172,17 @@ def test_cli_errors_are_one_line(tmp_path, cluster, server, capsys, monkeypatch)
     code, output = run_cli([*common, "--index", str(tmp_path / "no-such-index")], capsys, monkeypatch)
     assert code == 2 and "deepsearch: error: no index at" in output  # raised on a worker, told by the driver
     assert "Traceback" not in output
+
+
+def test_eval_with_baseline_and_judge_on_ray(tmp_path, cluster, server, capsys, monkeypatch):
+    data = ircot_file(tmp_path)
+    out = tmp_path / "ev.jsonl"
+    code, output = run_cli(["eval", str(data), "--baseline", "--judge", "--ray", cluster, "-c", "4", "-o", str(out),
+                            "--llm-base-url", server.base_url, "--summary-json", str(tmp_path / "s.json")],
+                           capsys, monkeypatch)  # fmt: skip
+    assert code == 0, output
+    assert output.count("Ray workers") == 2  # one pool per mode: research, then the closed-book baseline
+    research, closed = json.loads((tmp_path / "s.json").read_text())["modes"]
+    assert research["summary"]["questions"] == closed["summary"]["questions"] == 4
+    assert research["summary"]["judged"] == 4 and research["evidence_recall"] > 0
+    assert len(rows(out)) == len(rows(tmp_path / "ev.closed_book.jsonl")) == 4
