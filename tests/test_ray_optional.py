@@ -48,3 +48,17 @@ def test_ray_flag_without_ray_installed_is_one_line(tmp_path, capsys, monkeypatc
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and err == "deepsearch: error: --ray needs Ray: pip install 'deepsearch[ray]'\n"
+
+
+def test_ray_workers_without_ray_is_refused(tmp_path, capsys, monkeypatch):
+    from deepsearch.agent.cli import main
+
+    questions = tmp_path / "in.jsonl"
+    questions.write_text('{"id": "a", "question": "Capital of France?"}\n')
+    for command in (["batch", str(questions), "-o", str(tmp_path / "out.jsonl")], ["eval", str(questions)]):
+        monkeypatch.setattr(sys, "argv", ["deepsearch", *command, "--ray-workers", "2", "--closed-book"])
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code
+        assert code == 2 and capsys.readouterr().err == "deepsearch: error: --ray-workers needs --ray ADDRESS\n"

@@ -143,6 +143,8 @@ def batch(
     if output.resolve() == input_path.resolve():
         raise UsageError("OUTPUT must not be the INPUT file")
     overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
+    if ray_workers is not None and ray is None:
+        raise UsageError("--ray-workers needs --ray ADDRESS")
     overrides["ray.workers"] = ray_workers
     overrides |= research_overrides(
         index, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds, max_subgoals

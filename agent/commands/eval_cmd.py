@@ -100,6 +100,8 @@ def eval_command(
     overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
     overrides |= research_overrides(None, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds,
                                     max_subgoals) | {"eval.data_dir": str(data_dir) if data_dir else None}  # fmt: skip
+    if ray_workers is not None and ray is None:
+        raise UsageError("--ray-workers needs --ray ADDRESS")
     overrides["ray.workers"] = ray_workers
     loaded = settings_from_cli(config, overrides)
     settings = loaded.settings
