@@ -47,7 +47,7 @@ def test_failing_endpoint_sits_out_a_doubling_cooldown_then_returns():
     clock = Clock()
     pool = EndpointPool(["a", "b"], cooldown_s=5, max_cooldown_s=8, clock=clock)
     pool.release(pool.acquire(), ok=False)  # a fails: out for 5 s
-    assert pool.live() == ["b"]
+    assert pool.states[0].down_until == clock.now + 5 and pool.by_preference() == ["b", "a"]
     assert {pool.endpoints[i] for i in [pool.acquire() for _ in range(4)]} == {"b"}
     clock.now += 5
     a = pool.acquire()
@@ -57,13 +57,13 @@ def test_failing_endpoint_sits_out_a_doubling_cooldown_then_returns():
     clock.now += 8
     a = pool.acquire()
     pool.release(a, ok=True)  # one success restores it
-    assert pool.states[0].failures == 0 and pool.live() == ["a", "b"]
+    assert pool.states[0].failures == 0 and pool.states[0].down_until == 0
 
 
 def test_no_verdict_keeps_the_endpoint_in_rotation():
     pool = EndpointPool(["a", "b"])
     pool.release(pool.acquire(), ok=None)
-    assert pool.live() == ["a", "b"] and pool.states[0].outstanding == 0
+    assert pool.states[0].down_until == 0 and pool.states[0].outstanding == 0
 
 
 def test_all_down_tries_the_one_back_first():
@@ -73,7 +73,6 @@ def test_all_down_tries_the_one_back_first():
     pool.release(b, ok=False)
     clock.now += 1
     pool.release(a, ok=False)  # a is back at 106, b at 105
-    assert pool.live() == ["a", "b"]  # none live: all are candidates
     assert pool.by_preference() == ["b", "a"]
     assert pool.endpoints[pool.acquire()] == "b"
 

@@ -79,7 +79,7 @@ def answered(q: BatchQuestion, output: Path) -> WorkDone:
         usage=RunUsage(llm_calls=1), backend="openai", model="m", trace_id=trace_id,
     )  # fmt: skip
     log = json.dumps({"ev": "start", "trace_id": trace_id}) + "\n"
-    return WorkDone(row=row, trajectory=log.encode(), pid=1)
+    return WorkDone(row=row, trajectory=log.encode())
 
 
 def lost() -> Exception:
@@ -145,7 +145,7 @@ def test_every_worker_dead_stops_the_batch_and_keeps_what_was_written(tmp_path):
 
 def test_a_fatal_failure_on_a_worker_stops_the_batch_with_its_message(tmp_path):
     failure = RemoteFailure(kind="LLMUnavailable", message="cannot reach the LLM at http://x/v1", exit_code=2)
-    pool = ScriptedPool([lambda q, n: WorkDone(fatal=failure, pid=1)])
+    pool = ScriptedPool([lambda q, n: WorkDone(fatal=failure)])
     with pytest.raises(DeepsearchError, match="cannot reach the LLM") as e:
         dispatch(tmp_path, pool, questions(2))
     assert e.value.exit_code == 2

@@ -82,10 +82,6 @@ class WorkerPool:
         best = max(self.workers, key=lambda w: w.free)
         return best if best.free > 0 else None
 
-    @property
-    def alive(self) -> bool:
-        return any(w.state != "dead" for w in self.workers)
-
     async def recover(self, worker: Worker, pause_s: float = 0.2) -> None:
         """Wait until Ray has restarted `worker` (`up`, its new pid noted) or has given up on it (`dead`)."""
         import ray

@@ -49,7 +49,6 @@ class WorkDone(BaseModel):
     row: BatchRow | None = None
     trajectory: bytes | None = None
     fatal: RemoteFailure | None = None
-    pid: int
 
 
 class QuestionWorker:
@@ -83,16 +82,16 @@ class QuestionWorker:
     async def answer(self, question: BatchQuestion) -> WorkDone:
         if self.runner is None:
             assert self.startup_error is not None
-            return WorkDone(fatal=self.startup_error, pid=self.pid)
+            return WorkDone(fatal=self.startup_error)
         try:
             row = await self.runner.answer(question)
         except FATAL as e:
-            return WorkDone(fatal=RemoteFailure.of(e), pid=self.pid)
+            return WorkDone(fatal=RemoteFailure.of(e))
         trace_id = self.trace_id(question)
         trajectory = take_trajectory(self.scratch, trace_id)
         if trajectory is not None and row.trace_id is None:  # a failed run's log: the row points at it too
             row.trace_id = trace_id
-        return WorkDone(row=row, trajectory=trajectory, pid=self.pid)
+        return WorkDone(row=row, trajectory=trajectory)
 
     async def close(self) -> None:
         if self.answerer is not None:

@@ -88,13 +88,6 @@ class EndpointPool(Generic[T]):
         finally:
             self.release(index, lease.ok)
 
-    def live(self) -> list[T]:
-        """Endpoints in rotation now (all of them when none is)."""
-        now = self._clock()
-        with self._lock:
-            alive = [ep for ep, s in zip(self.endpoints, self.states, strict=True) if s.down_until <= now]
-        return alive or list(self.endpoints)
-
     def by_preference(self) -> list[T]:
         """Every endpoint, those in rotation first, then by when they come back."""
         with self._lock:
