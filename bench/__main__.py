@@ -35,6 +35,7 @@ SUITE: list[tuple[str, dict, dict]] = [
     ("embedded_model", {"repeats": 2}, {"repeats": 1}),
     ("injection_detector", {}, {}),
     ("fault_suite", {"questions": 200, "repeats": 1}, {"questions": 40, "repeats": 1}),
+    ("ray_throughput", {"repeats": 1}, {"questions": 32, "repeats": 1}),
 ]  # fmt: skip
 DATA_SUITE: list[tuple[str, Callable[[Path], dict], Callable[[Path], dict]]] = [
     ("retrieval_quality", lambda d: {"data_path": d}, lambda d: {"data_path": d, "modes": ("bm25", "hybrid")}),

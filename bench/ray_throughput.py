@@ -7,7 +7,9 @@ workers (printed apart): they are paid once per batch. Printed per mode: questio
 concurrency ÷ (calls per question × latency) and their ratio, and Ray's overhead per question: the
 extra wall time per question beside the local batch, × concurrency (the time a slot spends on Ray).
 
-    python -m bench.ray_throughput [--latency-ms 100] [--concurrency 16] [--questions 64] [--workers 1 2]
+Each mode runs `--repeats` times (interleaved, so a busy machine slows every mode alike); medians are printed.
+
+    python -m bench.ray_throughput [--latency-ms 100] [--concurrency 16] [--questions 96] [--workers 1 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -61,11 +64,22 @@ def _measure(tmp: Path, url: str, index: Path, *, closed_book: bool, workers: in
     }
 
 
+def _median_run(samples: list[dict]) -> dict:
+    """The run with the median wall time (its other figures belong to it), with every wall time kept."""
+    ranked = sorted(samples, key=lambda f: f["seconds"])
+    return {**ranked[(len(ranked) - 1) // 2], "seconds_all": [round(f["seconds"], 3) for f in samples],
+            "startup_s": statistics.median(f["startup_s"] for f in samples)}  # fmt: skip
+
+
 def run(
-    latency_ms: float = 100.0, concurrency: int = 16, questions: int = 96, workers: tuple[int, ...] = (1, 2)
+    latency_ms: float = 100.0,
+    concurrency: int = 16,
+    questions: int = 96,
+    workers: tuple[int, ...] = (1, 2),
+    repeats: int = 3,
 ) -> dict:
     latency_s = latency_ms / 1000
-    figures: dict = {"latency_ms": latency_ms, "concurrency": concurrency, "modes": {}}
+    figures: dict = {"latency_ms": latency_ms, "concurrency": concurrency, "questions": questions, "modes": {}}
     with (
         tempfile.TemporaryDirectory() as d,
         FakeOpenAIServer(responder=server_responder(ScriptedModel()), latency_s=latency_s) as server,
@@ -73,15 +87,17 @@ def run(
         tmp = Path(d)
         index = build_sample_index(tmp)
         for mode, closed in (("research", False), ("closed_book", True)):
-            local = None
-            for w in (0, *workers):
-                f = _measure(tmp, server.base_url, index, closed_book=closed, workers=w, concurrency=concurrency,
-                             n=questions)  # fmt: skip
+            samples: dict[int, list[dict]] = {w: [] for w in (0, *workers)}
+            for r in range(repeats):
+                for w in samples:
+                    samples[w].append(_measure(tmp / f"r{r}", server.base_url, index, closed_book=closed, workers=w,
+                                               concurrency=concurrency, n=questions))  # fmt: skip
+            local = _median_run(samples[0])
+            for w, runs in samples.items():
+                f = local if w == 0 else _median_run(runs)
                 f["ideal_questions_per_s"] = concurrency / (f["calls_per_question"] * latency_s)
                 f["ratio"] = f["questions_per_s"] / f["ideal_questions_per_s"]
-                if local is None:
-                    local = f
-                else:
+                if w:  # the extra time a question holds one of the `concurrency` slots, beside the local batch
                     f["overhead_ms_per_question"] = (f["seconds"] - local["seconds"]) * concurrency / questions * 1000
                 figures["modes"][f"{mode}@{'local' if w == 0 else f'ray{w}'}"] = f
     return figures
@@ -93,8 +109,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="questions in flight, in total")
     parser.add_argument("--questions", type=int, default=96)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    f = run(args.latency_ms, args.concurrency, args.questions, tuple(args.workers))
+    f = run(args.latency_ms, args.concurrency, args.questions, tuple(args.workers), args.repeats)
     rows = []
     for key, m in f["modes"].items():
         text = f"{m['questions_per_s']:6.2f} q/s  ideal {m['ideal_questions_per_s']:6.2f}  ratio {m['ratio']:.2f}  "
@@ -102,7 +119,8 @@ def main() -> None:
         if "overhead_ms_per_question" in m:
             text += f"  Ray overhead {m['overhead_ms_per_question']:+6.1f} ms/q (start-up {m['startup_s']:.1f} s)"
         rows.append((key, text))
-    print_table(f"Ray batch throughput @ {args.latency_ms:.0f} ms per LLM call, {args.concurrency} in flight", rows)
+    title = f"Ray batch throughput @ {args.latency_ms:.0f} ms per LLM call, {args.concurrency} in flight, "
+    print_table(title + f"{args.questions} questions, median of {args.repeats}", rows)
 
 
 if __name__ == "__main__":
