@@ -118,7 +118,8 @@ def _report(asked: list[BatchQuestion], out: Path, traces: Path, injected: Count
     return FaultBatchReport(
         questions=len(asked), rows=len(rows), lost=sum(1 for q in asked if q.id not in per_id),
         duplicated=sum(1 for n in per_id.values() if n > 1), answered=answered, abstained=abstained,
-        explicit_errors=explicit, unexplained=len(rows) - answered - abstained - explicit, faults_injected=dict(injected),
+        explicit_errors=explicit, unexplained=len(rows) - answered - abstained - explicit,
+        faults_injected=dict(injected),
         terminations=dict(Counter(str(r["termination"]) for r in rows)), calls_retried=retried,
         structured_repairs=repaired, calls_failed=failed, unreadable_trajectories=unreadable, seconds=round(seconds, 2),
     )  # fmt: skip
