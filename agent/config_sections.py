@@ -156,6 +156,9 @@ class SearchSettings(Section):
     timeout_s: float = Field(10.0, gt=0, description="per-request timeout (seconds)")
     use_cache: bool = Field(True, description="read and write the on-disk result cache")
     cache_ttl_s: float = Field(86400.0, ge=0, description="how long cached results stay fresh (seconds)")
+    empty_ttl_s: float = Field(
+        300.0, ge=0, description="cache life of an empty or fallback answer (ddgs reports blocks as empty)"
+    )
 
     _split = field_validator("ddgs_backends", mode="before")(_split_commas)
 
