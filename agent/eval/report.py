@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..batch.metrics import abstained_cell
 from ..errors import UsageError
 from .scoring import ModeReport
 from .svg import bar_chart, line_chart
@@ -36,7 +37,7 @@ def overview_rows(report: EvalReport) -> tuple[list[str], list[list[str]]]:
         ("LLM-judge accuracy", lambda m: _pct(m.summary.judge_accuracy)),
         ("cited gold passages (recall)", lambda m: _pct(m.evidence_recall)),
         ("cited passages that are gold (precision)", lambda m: _pct(m.evidence_precision)),
-        ("abstained", lambda m: _pct(m.summary.abstention_rate)),
+        ("abstained (scored 0)", lambda m: abstained_cell(m.summary)),
         ("LLM calls / question", lambda m: f"{m.summary.llm_calls:.1f}"),
         ("tokens / question", lambda m: f"{m.summary.prompt_tokens + m.summary.completion_tokens:.0f}"),
         ("searches / question", lambda m: f"{m.summary.searches:.1f}"),
@@ -79,8 +80,12 @@ def charts(report: EvalReport) -> dict[str, str]:
     return out
 
 
+HOP_HEADER = ["mode", "hops", "questions", "EM", "F1", "abstained"]
+
+
 def _hop_rows(report: EvalReport) -> list[list[str]]:
-    return [[m.mode, h.hops, str(h.questions), _pct(h.em), _pct(h.f1)] for m in report.modes for h in m.by_hops]
+    return [[m.mode, h.hops, str(h.questions), _pct(h.em), _pct(h.f1), str(h.abstained)]
+            for m in report.modes for h in m.by_hops]  # fmt: skip
 
 
 def render_markdown(report: EvalReport, svg_dir: Path) -> str:
@@ -91,7 +96,7 @@ def render_markdown(report: EvalReport, svg_dir: Path) -> str:
     parts = [f"# Evaluation: {report.dataset}", "",
              f"{report.questions} questions ({report.selection}), format {report.format}, {report.backend}.", "",
              table(*overview_rows(report)), "", "## Accuracy by number of hops", "",
-             table(["mode", "hops", "questions", "EM", "F1"], _hop_rows(report)), ""]  # fmt: skip
+             table(HOP_HEADER, _hop_rows(report)), ""]  # fmt: skip
     svg_dir.mkdir(parents=True, exist_ok=True)
     for name, svg in charts(report).items():
         (svg_dir / f"{name}.svg").write_text(svg)
@@ -114,7 +119,7 @@ def render_html(report: EvalReport) -> str:
         f"<style>{style}</style></head><body><h1>Evaluation: {escape(report.dataset)}</h1>"
         f"<p>{report.questions} questions ({escape(report.selection)}), format {escape(report.format)}, "
         f"{escape(report.backend)}.</p>{table(*overview_rows(report))}<h2>Charts</h2>{figures}"
-        f"<h2>Accuracy by number of hops</h2>{table(['mode', 'hops', 'questions', 'EM', 'F1'], _hop_rows(report))}"
+        f"<h2>Accuracy by number of hops</h2>{table(HOP_HEADER, _hop_rows(report))}"
         "</body></html>\n"
     )
 

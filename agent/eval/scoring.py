@@ -1,5 +1,6 @@
 """Eval figures beyond the batch summary: cited-evidence recall/precision against the gold supporting
-passages, accuracy by number of hops, information gain per round (from the trajectories), calls per question."""
+passages, accuracy by number of hops, information gain per round (from the trajectories), calls per question.
+Abstentions score 0 here as in the summary (`row_scores`), and are counted apart (`abstained`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pydantic import BaseModel, Field
 from ...traces.reader import read_log
 from ...traces.recorder import RUNS_DIR
 from ...traces.schema import InformationStep
-from ..batch.metrics import BatchSummary, summarise
+from ...traces.scoring import row_abstained
+from ..batch.metrics import BatchSummary, row_scores, summarise
 from .pool import passage_of_source
 
 
@@ -22,6 +24,7 @@ class HopAccuracy(BaseModel):
     questions: int
     em: float
     f1: float
+    abstained: int = 0
 
 
 class RoundGain(BaseModel):
@@ -69,9 +72,10 @@ def accuracy_by_hops(rows: list[dict[str, Any]]) -> list[HopAccuracy]:
             groups[str(hops) if hops else "?"].append(r)
     out = []
     for hops, group in sorted(groups.items(), key=lambda kv: (kv[0] == "?", kv[0])):
-        scores = [r.get("scores") or {} for r in group]
+        scores = [row_scores(r) for r in group]
         out.append(HopAccuracy(hops=hops, questions=len(group), em=_mean([s.get("em") or 0.0 for s in scores]) or 0.0,
-                               f1=_mean([s.get("f1") or 0.0 for s in scores]) or 0.0))  # fmt: skip
+                               f1=_mean([s.get("f1") or 0.0 for s in scores]) or 0.0,
+                               abstained=sum(row_abstained(r) for r in group)))  # fmt: skip
     return out
 
 
