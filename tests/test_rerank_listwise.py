@@ -6,7 +6,7 @@ from deepsearch.agent.config import RerankSettings
 from deepsearch.agent.llm import LLMClient
 from deepsearch.agent.llm.fake import FakeBackend
 from deepsearch.tools.rerank import Candidate
-from deepsearch.tools.rerank.listwise import isotonic_non_increasing, rank_listwise
+from deepsearch.tools.rerank.listwise import isotonic_non_increasing, rank_listwise, window_count
 from deepsearch.tools.rerank.prompting import CallTally
 
 from tests.fakes.rerank_oracle import Oracle, passages
@@ -92,3 +92,14 @@ def test_isotonic_fit_is_non_increasing_and_keeps_sorted_input():
     fitted = isotonic_non_increasing([1, 9, 3, 8, 0])
     assert all(a >= b for a, b in zip(fitted, fitted[1:], strict=False))
     assert abs(sum(fitted) - 21) < 1e-9  # pooling preserves the total
+
+
+async def test_the_announced_window_count_is_the_number_of_windows_ranked():
+    settings = RerankSettings(window_size=10, window_step=5)
+    for n in (1, 9, 10, 11, 15, 16, 25, 26):
+        backend = FakeBackend(Oracle())
+        labels: list[str] = []
+        await rank_listwise(LLMClient(backend), "q", pool(n, {0}), settings, 0, CallTally(), on_step=labels.append)
+        total = len(backend.requests)
+        assert window_count(n, 10, 5) == total
+        assert labels == [f"rerank window {k}/{total}" for k in range(1, total + 1)], n

@@ -128,3 +128,17 @@ async def test_pool_mode_rejudges_the_top_until_it_settles_and_is_deterministic(
     assert prompts_again == prompts and again.ranked == out.ranked
     _, other_prompts = await run(8)
     assert other_prompts != prompts
+
+
+async def test_on_step_counts_concurrent_calls_in_every_mode():
+    async def _labels(settings, n):
+        labels: list[str] = []
+        await rerank(LLMClient(FakeBackend(Oracle())), QUERY, pool(n, {1}), settings, on_step=labels.append)
+        return [x for x in labels if not x.startswith("evidence")]
+
+    grades = [f"rerank grade {k}/6" for k in range(1, 7)]
+    assert await _labels(RerankSettings(mode="pointwise", samples=2), 3) == ["rerank criteria", *grades]
+    assert await _labels(RerankSettings(mode="yesno"), 3) == [f"rerank verdict {k}/3" for k in range(1, 4)]
+    pooled = await _labels(RerankSettings(mode="pool", batch_size=5, batch_appearances=2, max_keep=3), 20)
+    assert pooled[:8] == [f"rerank round 1 batch {k}/8" for k in range(1, 9)]
+    assert pooled[8:10] == ["rerank round 2 batch 1/2", "rerank round 2 batch 2/2"]

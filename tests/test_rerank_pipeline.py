@@ -82,3 +82,38 @@ async def test_the_step_payload_is_a_valid_trajectory_rerank_step():
     assert "evidence verified" in kept[0].reason and step.cutoff == 0.8
     assert all(c.reason.startswith("below the knee cut") for c in step.candidates if not c.kept)
     assert step.method.startswith("pointwise scores; knee cut at 1 of 8")
+
+
+def recorder(backend: FakeBackend):
+    """An on_step callback keeping (label, LLM requests made so far) for every call."""
+    seen: list[tuple[str, int]] = []
+    return seen, lambda label: seen.append((label, len(backend.requests)))
+
+
+async def test_on_step_names_each_window_before_its_call_then_each_evidence_call():
+    backend = FakeBackend(Oracle())
+    seen, on_step = recorder(backend)
+    out = await rerank(LLMClient(backend), QUERY, pool(12, {5, 9}), RerankSettings(), on_step=on_step)
+    labels = [label for label, _ in seen]
+    assert labels == ["rerank window 1/2", "rerank window 2/2", "evidence 1/2", "evidence 2/2"]
+    assert [n for _, n in seen[:3]] == [0, 1, 2]  # announced before the call it names
+    assert seen[3][1] >= 3  # "2/2" once the first evidence call has finished
+    assert out.usage.llm_calls == 4
+
+
+async def test_on_step_changes_nothing_else_and_fusion_fallback_announces_no_evidence():
+    async def run(on_step):
+        backend = FakeBackend(Oracle())
+        out = await rerank(LLMClient(backend), QUERY, pool(15, {3}), RerankSettings(), seed=5, on_step=on_step)
+        return out.model_dump(exclude={"seconds"}), [r.messages for r in backend.requests]
+
+    labels: list[str] = []
+    assert await run(None) == await run(labels.append)
+    assert labels == ["rerank window 1/2", "rerank window 2/2", "evidence 1/1"]
+
+    def down(request):
+        raise LLMUnavailable("http://127.0.0.1:9/v1", "connection refused")
+
+    labels.clear()
+    out = await rerank(LLMClient(FakeBackend(down)), QUERY, pool(6, {4}), RerankSettings(), on_step=labels.append)
+    assert out.mode == "fusion" and labels == ["rerank window 1/1"]  # no evidence calls are made after it

@@ -10,8 +10,10 @@ is recorded. The final scores are the grades fitted to be non-increasing along t
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from deepsearch.agent.config import RerankSettings
 from deepsearch.agent.llm import LLMClient, generate_structured
@@ -21,6 +23,35 @@ from .models import Candidate, Judgement, ModeResult
 from .prompting import CallTally, normalised_priors, passage_block, render
 
 UNGRADED = "not graded (its window's reply was unusable); the fusion score stands in"
+
+# Progress callback of every scoring mode: called with the label of the LLM call that starts next.
+OnStep = Callable[[str], None]
+T = TypeVar("T")
+
+
+async def gather_counted(jobs: Sequence[Awaitable[T]], label: str, on_step: OnStep | None) -> list[T]:
+    """`asyncio.gather`, announcing "label k/n" once k-1 of the n concurrent calls have finished: the same
+    meaning as a sequential "window 2/3" (one done, the second under way), in order, each label once."""
+    if on_step is None or not jobs:
+        return list(await asyncio.gather(*jobs))
+    finished = 0
+
+    async def counted(job: Awaitable[T]) -> T:
+        nonlocal finished
+        try:
+            return await job
+        finally:
+            finished += 1
+            if finished < len(jobs):
+                on_step(f"{label} {finished + 1}/{len(jobs)}")
+
+    on_step(f"{label} 1/{len(jobs)}")
+    return list(await asyncio.gather(*(counted(j) for j in jobs)))
+
+
+def window_count(n: int, size: int, step: int) -> int:
+    """How many sliding windows `rank_listwise` ranks for a pool of n: one, plus one per `step` above `size`."""
+    return 1 + max(0, -(-(n - size) // step))
 
 
 # Lengths are capped by clipping, not by `maxLength` in the schema: llama.cpp's grammar compiler unrolls
@@ -118,6 +149,7 @@ async def rank_listwise(
     settings: RerankSettings,
     seed: int,
     tally: CallTally,
+    on_step: OnStep | None = None,
 ) -> ModeResult:
     rng = random.Random(seed)
     by_id = {c.id: c for c in candidates}
@@ -125,10 +157,12 @@ async def rank_listwise(
     grades: dict[str, list[tuple[int, str]]] = {}
     size, step = settings.window_size, settings.window_step
     end = len(order)
-    windows = 0
+    windows, total = 0, window_count(len(order), size, step)
     while True:
         start = max(0, end - size)
         windows += 1
+        if on_step is not None:
+            on_step(f"rerank window {windows}/{total}")
         ranked = await rank_window(
             client, query, [by_id[i] for i in order[start:end]], settings, rng, tally, f"listwise window {windows}"
         )

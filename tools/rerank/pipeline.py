@@ -3,11 +3,15 @@ evidence within a token budget. Graph-independent: the research loop and `deepse
 
 If the model fails entirely (backend errors, or no reply usable for any candidate) the input (fusion)
 order stands, recorded as mode `fusion`; a non-empty pool never yields an empty selection.
+
+`on_step`, when given, is called (synchronously, on the event loop) with the label of each LLM call as it
+starts: "rerank window 2/3" (listwise), "rerank criteria" and "rerank grade 4/12" (pointwise), "rerank
+verdict 4/12" (yes/no), "rerank round 1 batch 2/6" (pool), then "evidence 1/4" (evidence extraction). For
+calls that run concurrently, "k/n" is announced once k-1 of them have finished. It must not raise.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -16,7 +20,7 @@ from deepsearch.agent.llm import LLMClient, LLMError
 
 from .evidence import extract_evidence, source_excerpt, within_budget
 from .knee import knee_cut
-from .listwise import rank_listwise
+from .listwise import OnStep, gather_counted, rank_listwise
 from .models import (
     Candidate,
     DroppedCandidate,
@@ -33,7 +37,10 @@ from .pool import rank_pool
 from .prompting import CallTally, normalised_priors
 from .yesno import rank_yesno
 
-Ranker = Callable[[LLMClient, str, Sequence[Candidate], RerankSettings, int, CallTally], Awaitable[ModeResult]]
+# (client, query, candidates, settings, seed, tally, on_step) -> the mode's order and judgements
+Ranker = Callable[
+    [LLMClient, str, Sequence[Candidate], RerankSettings, int, CallTally, OnStep | None], Awaitable[ModeResult]
+]
 RANKERS: dict[str, Ranker] = {
     "listwise": rank_listwise,
     "pointwise": rank_pointwise,
@@ -74,10 +81,11 @@ def _ranked(result: ModeResult, candidates: Sequence[Candidate]) -> list[ScoredC
 
 
 async def _score(
-    client: LLMClient, query: str, pool: list[Candidate], settings: RerankSettings, seed: int, tally: CallTally
-) -> tuple[Mode, ModeResult]:
+    client: LLMClient, query: str, pool: list[Candidate], settings: RerankSettings, seed: int, tally: CallTally,
+    on_step: OnStep | None,
+) -> tuple[Mode, ModeResult]:  # fmt: skip
     try:
-        result = await RANKERS[settings.mode](client, query, pool, settings, seed, tally)
+        result = await RANKERS[settings.mode](client, query, pool, settings, seed, tally, on_step)
     except LLMError as e:
         tally.note(f"{settings.mode}: the model failed ({e}); fusion order kept")
         return "fusion", fusion_order(pool)
@@ -95,6 +103,7 @@ async def rerank(
     *,
     neighbour_lookup: NeighbourLookup | None = None,
     seed: int | None = None,
+    on_step: OnStep | None = None,
 ) -> RerankOutcome:
     """Rerank `candidates` (in fusion order) for `query` and select evidence. See the module docstring."""
     started = time.perf_counter()
@@ -107,7 +116,7 @@ async def rerank(
     mode: Mode = settings.mode
     result = ModeResult(order=[], judged={})
     if pool:
-        mode, result = await _score(client, query, pool, settings, seed, tally)
+        mode, result = await _score(client, query, pool, settings, seed, tally, on_step)
     ranked = _ranked(result, pool)
     cut = knee_cut(
         [c.score for c in ranked],
@@ -124,7 +133,7 @@ async def rerank(
     if mode == "fusion":  # the model already failed on every candidate: do not ask it for evidence
         settings = settings.model_copy(update={"evidence": False})
     passages = await _select(
-        client, query, ranked[: cut.keep], pool, scores, settings, neighbour_lookup, tally, dropped
+        client, query, ranked[: cut.keep], pool, scores, settings, neighbour_lookup, tally, dropped, on_step
     )
     return RerankOutcome(
         query=query,
@@ -153,6 +162,7 @@ async def _select(
     lookup: NeighbourLookup | None,
     tally: CallTally,
     dropped: list[DroppedCandidate],
+    on_step: OnStep | None,
 ) -> list[EvidencePassage]:
     """Neighbours, evidence and the token budget for the kept candidates, in rank order."""
     by_id = {c.id: c for c in pool}
@@ -167,7 +177,9 @@ async def _select(
             item = await expand(item.candidate, pool=by_id, scores=scores, floor=settings.floor, lookup=lookup)
         absorbed.update({m: s.id for m in item.merged_ids})
         items.append((item, s))
-    results = await asyncio.gather(*(extract_evidence(client, query, i, s, settings, tally) for i, s in items))
+    jobs = [extract_evidence(client, query, i, s, settings, tally) for i, s in items]
+    # Without evidence extraction no call is made: nothing to announce.
+    results = await gather_counted(jobs, "evidence", on_step if settings.evidence else None)
     passages = [r for r in results if isinstance(r, EvidencePassage)]
     dropped += [r for r in results if isinstance(r, DroppedCandidate)]
     if items and not passages:

@@ -8,13 +8,13 @@ seed, and the mean is used; the spread (max - min) is recorded.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from deepsearch.agent.config import RerankSettings
 from deepsearch.agent.llm import LLMClient, generate_structured
 from pydantic import BaseModel, Field
 
+from .listwise import OnStep, gather_counted
 from .models import Candidate, Judgement, ModeResult
 from .prompting import CallTally, fill_unjudged, normalised_priors, passage_block, render
 
@@ -81,7 +81,10 @@ async def rank_pointwise(
     settings: RerankSettings,
     seed: int,
     tally: CallTally,
+    on_step: OnStep | None = None,
 ) -> ModeResult:
+    if on_step is not None:
+        on_step("rerank criteria")
     criteria = await write_criteria(client, query, settings, tally)
     priors = normalised_priors(candidates)
     jobs = [
@@ -89,7 +92,7 @@ async def rank_pointwise(
         for c in candidates
         for s in range(settings.samples)
     ]
-    results = await asyncio.gather(*jobs)
+    results = await gather_counted(jobs, "rerank grade", on_step)
     judged: dict[str, Judgement] = {}
     for i, c in enumerate(candidates):
         grades = [g for g in results[i * settings.samples : (i + 1) * settings.samples] if g is not None]

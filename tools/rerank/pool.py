@@ -9,14 +9,13 @@ set comes out of a round unchanged, or after `max_rounds`. The same seed gives t
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Sequence
 
 from deepsearch.agent.config import RerankSettings
 from deepsearch.agent.llm import LLMClient
 
-from .listwise import rank_window
+from .listwise import OnStep, gather_counted, rank_window
 from .models import Candidate, Judgement, ModeResult
 from .prompting import CallTally, fill_unjudged, normalised_priors
 
@@ -46,6 +45,7 @@ async def rank_pool(
     settings: RerankSettings,
     seed: int,
     tally: CallTally,
+    on_step: OnStep | None = None,
 ) -> ModeResult:
     rng = random.Random(seed)
     by_id = {c.id: c for c in candidates}
@@ -63,20 +63,14 @@ async def rank_pool(
         ]
         # Each batch gets its own seeded generator so concurrent prompts stay deterministic.
         seeds = [rng.randrange(2**32) for _ in plan]
-        results = await asyncio.gather(
-            *(
-                rank_window(
-                    client,
-                    query,
-                    [by_id[i] for i in batch],
-                    settings,
-                    random.Random(s),
-                    tally,
-                    f"pool round {rounds} batch {n}",
-                )
-                for n, (batch, s) in enumerate(zip(plan, seeds, strict=True), 1)
+        jobs = [
+            rank_window(
+                client, query, [by_id[i] for i in batch], settings, random.Random(s), tally,
+                f"pool round {rounds} batch {n}",
             )
-        )
+            for n, (batch, s) in enumerate(zip(plan, seeds, strict=True), 1)
+        ]  # fmt: skip
+        results = await gather_counted(jobs, f"rerank round {rounds} batch", on_step)
         for ranked in results:
             last = max(len(ranked.order) - 1, 1)
             for position, cid in enumerate(ranked.order):

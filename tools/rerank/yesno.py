@@ -8,7 +8,6 @@ verdict stands in (1 or 0), which is recorded.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -17,6 +16,7 @@ from deepsearch.agent.config import RerankSettings
 from deepsearch.agent.llm import LLMClient, LLMResponse, generate_structured
 from pydantic import BaseModel
 
+from .listwise import OnStep, gather_counted
 from .models import Candidate, Judgement, ModeResult
 from .prompting import CallTally, fill_unjudged, normalised_priors, passage_block, render
 
@@ -79,10 +79,12 @@ async def rank_yesno(
     settings: RerankSettings,
     seed: int,
     tally: CallTally,
+    on_step: OnStep | None = None,
 ) -> ModeResult:
     if not client.backend.supports_logprobs:
         tally.note(f"yesno: backend {client.backend.name} gives no logprobs; bare verdicts only")
-    results = await asyncio.gather(*(_judge(client, query, c, settings, tally) for c in candidates))
+    jobs = [_judge(client, query, c, settings, tally) for c in candidates]
+    results = await gather_counted(jobs, "rerank verdict", on_step)
     priors = normalised_priors(candidates)
     judged = {c.id: j for c, j in zip(candidates, results, strict=True) if j is not None}
     fill_unjudged(judged, candidates, priors)
