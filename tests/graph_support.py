@@ -156,10 +156,93 @@ def role_of_prompt(body: dict) -> str:
                          ("Reviewer feedback", "reviser"), ("Answer the question from the evidence", "answerer"),
                          ("For each claim", "verifier"), ("list every passage id exactly once", "reranker"),
                          ("copy\nthe sentence or sentences from the passage", "evidence"),
-                         ("Answer to grade:", "answer_judge")):  # fmt: skip
+                         ("Answer to grade:", "answer_judge"), ("Write short criteria", "reranker"),
+                         ("grade it from 0", "reranker"), ('Answer "yes" or "no"', "reranker")):  # fmt: skip
         if needle in text:
             return role
     raise ValueError("unknown prompt")
+
+
+def rerank_kind(body: dict) -> str:
+    """Which reranker prompt a `reranker` role is: listwise, criteria, pointwise or yesno."""
+    text = prompt_text(body)
+    for needle, kind in (("Write short criteria", "criteria"), ("grade it from 0", "pointwise"),
+                         ('Answer "yes" or "no"', "yesno")):  # fmt: skip
+        if needle in text:
+            return kind
+    return "listwise"
+
+
+# ---- reading prompts as the fake server sees them (the grounded reader's eyes) ---------------------
+
+_EVIDENCE = re.compile(r'<evidence id="(\d+)"([^>]*)>\n(.*?)\n</evidence>', re.DOTALL)
+_PASSAGE = re.compile(r'<passage(?: id="([^"]+)")?[^>]*>\n(?:Title: ([^\n]*)\n)?(.*?)\n</passage>', re.DOTALL)
+_TITLE = re.compile(r'title="([^"]*)"')
+
+
+def prompt_text(body: dict) -> str:
+    """The prompt's first user message: a structured-output retry appends messages after it."""
+    return next((m["content"] for m in body["messages"] if m["role"] == "user"), "")
+
+
+def section_of(text: str, name: str) -> str:
+    """The text under `# name` (up to the next `# ` heading), stripped."""
+    match = re.search(rf"^# {re.escape(name)}\n(.*?)(?=^# |\Z)", text, re.MULTILINE | re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+def evidence_blocks(text: str) -> list[tuple[int, str, str]]:
+    """(id, title, text) of every `<evidence id="n" …>` block; the title is "" where the block has none."""
+    out = []
+    for n, attrs, body in _EVIDENCE.findall(text):
+        title = _TITLE.search(attrs)
+        out.append((int(n), title.group(1) if title else "", body))
+    return out
+
+
+def passage_blocks(text: str) -> list[tuple[str, str, str]]:
+    """(alias or "", title, text) of every `<passage …>` block."""
+    return [(alias, title, body) for alias, title, body in _PASSAGE.findall(text)]
+
+
+def _top_level(text: str, sep: str) -> list[int]:
+    """Offsets of `sep` outside parentheses."""
+    depth, hits = 0, []
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and text.startswith(sep, i):
+            hits.append(i)
+    return hits
+
+
+def _opening(text: str) -> int:
+    """Offset of the "(" that the final ")" closes, or -1."""
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += (text[i] == ")") - (text[i] == "(")
+        if depth == 0:
+            return i
+    return -1
+
+
+def split_known(question: str) -> tuple[str, list[tuple[str, str]]]:
+    """A dependant's question as dispatch writes it, "Q (known: P → A; …)", as (Q, [(P, A), …]) with the
+    parents' own known answers flattened in; a parent's P is its bare question."""
+    question = question.strip()
+    marker = _opening(question) if question.endswith(")") else -1
+    if marker <= 0 or not question.startswith("(known: ", marker):
+        return question, []
+    core, inner = question[:marker].strip(), question[marker + len("(known: ") : -1]
+    pairs: list[tuple[str, str]] = []
+    cuts = [0, *(i + 2 for i in _top_level(inner, "; ")), len(inner) + 2]
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        item = inner[a : b - 2]
+        arrows = _top_level(item, " → ")
+        if not arrows:
+            continue
+        parent, parent_pairs = split_known(item[: arrows[-1]])
+        pairs += [*parent_pairs, (parent, item[arrows[-1] + len(" → ") :].strip())]
+    return core, pairs
 
 
 def server_responder(model: ScriptedModel):

@@ -4,6 +4,10 @@ A real HTTP peer: /v1/models and /v1/chat/completions with response_format json_
 `structured_outputs`, llama.cpp's json_object+schema, logprobs/top_logprobs, reasoning_content and
 SSE streaming. Faults (429, 500, timeout, connection reset, malformed JSON body, truncated stream,
 garbage content) are injected on a schedule: by request number, or at a seeded rate.
+
+A responder returns the content, or a dict with `content`, optionally `reasoning`, and `logprob`: one
+log-probability for every token of this reply (a model sure or unsure of its answer); without it tokens
+get a fixed pattern near -0.1. `prompt_tokens` (a callable over the messages) replaces the word count.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class FakeOpenAIServer:
         seed: int = 0,
         timeout_sleep_s: float = 3.0,
         api_key: str | None = None,
+        prompt_tokens: Callable[[list[dict[str, Any]]], int] | None = None,
     ):
         self.model, self.owned_by = model, owned_by
         self.responder = responder or default_responder
@@ -96,6 +101,7 @@ class FakeOpenAIServer:
         self._rng = random.Random(seed)
         self.timeout_sleep_s = timeout_sleep_s
         self.api_key = api_key
+        self.prompt_tokens = prompt_tokens
         self.auth_error = "invalid api key"  # the 401 message (real servers may quote the rejected key)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -164,12 +170,14 @@ def _tokens(text: str) -> list[str]:
     return [*out, word] if word else out
 
 
-def _logprobs(tokens: list[str], k: int) -> dict[str, Any]:
+def _logprobs(tokens: list[str], k: int, fixed: float | None = None) -> dict[str, Any]:
     content = []
     for i, tok in enumerate(tokens):
-        lp = -0.05 * (i % 3 + 1)
+        lp = -0.05 * (i % 3 + 1) if fixed is None else fixed
+        # A sure token leaves its alternatives far behind; an unsure one has close rivals (high entropy).
+        gap = 2.0 if fixed is None or fixed > -1.0 else 0.1
         top = [{"token": tok, "logprob": lp, "bytes": None}]
-        top += [{"token": f"alt{j}", "logprob": lp - 2.0 - j, "bytes": None} for j in range(max(0, k - 1))]
+        top += [{"token": f"alt{j}", "logprob": lp - gap - j * gap / 2, "bytes": None} for j in range(max(0, k - 1))]
         content.append({"token": tok, "logprob": lp, "bytes": None, "top_logprobs": top[:k]})
     return {"content": content}
 
@@ -262,8 +270,12 @@ class _Handler(BaseHTTPRequestHandler):
             tokens, finish = tokens[:max_tokens], "length"
             content = "".join(tokens)
         k = int(body.get("top_logprobs") or 1)
-        logprobs = _logprobs(tokens, k) if body.get("logprobs") else None
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        logprobs = _logprobs(tokens, k, reply.get("logprob")) if body.get("logprobs") else None
+        messages = body.get("messages", [])
+        if fake.prompt_tokens is not None:
+            prompt_tokens = fake.prompt_tokens(messages)
+        else:
+            prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(tokens),
