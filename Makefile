@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test test-deps bench lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install_llama_cpp.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
+	scripts/install_llama_cpp.sh $(PY)
 	$(PY) -m pip install -e ".[all]"
 	touch $(STAMP)
 
