@@ -5,6 +5,10 @@ span (exp of the mean token logprob) where the backend returns logprobs, else th
 answers that agree with the most common one. Treating each belief as a distribution with mass `p` on
 its answer and `1-p` on "something else", information gain is the total-variation distance between
 consecutive rounds: |p - q| when the answer stayed the same, max(p, q) when it changed.
+
+"unknown" is not an answer: its belief is 0 whatever the model's confidence in the word. Two answers
+are the same answer when they normalise alike, one contains the other word for word ("Shirley Temple"
+/ "Shirley Temple Black"), or their token F1 reaches SAME_ANSWER_F1.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pydantic import BaseModel
 from .llm.types import LLMResponse, TokenLogprob, _entropy
 
 _NON_WORD = re.compile(r"[^\w\s]")
+UNKNOWN = {"unknown", "none", "n a", "not found", "no answer", "cannot tell", "not stated", "not known"}
+SAME_ANSWER_F1 = 0.6
 
 
 def normalise_answer(text: str) -> str:
@@ -28,10 +34,35 @@ def normalise_answer(text: str) -> str:
     return " ".join(words)
 
 
+def is_unknown(answer: str | None) -> bool:
+    return not answer or normalise_answer(answer) in UNKNOWN | {""}
+
+
+def token_f1(a: str, b: str) -> float:
+    ta, tb = normalise_answer(a).split(), normalise_answer(b).split()
+    common = sum((Counter(ta) & Counter(tb)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(ta), common / len(tb)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _contains_words(longer: str, shorter: str) -> bool:
+    return f" {shorter} " in f" {longer} "
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Equivalent answers: equal once normalised, one inside the other word for word, or token F1 ≥ threshold."""
+    if is_unknown(a) or is_unknown(b):
+        return is_unknown(a) and is_unknown(b)
+    na, nb = normalise_answer(a), normalise_answer(b)
+    return na == nb or _contains_words(na, nb) or _contains_words(nb, na) or token_f1(na, nb) >= SAME_ANSWER_F1
+
+
 class Belief(BaseModel):
     answer: str
     value: float  # probability-like, in [0, 1]
-    method: Literal["logprobs", "agreement", "prior"]
+    method: Literal["logprobs", "agreement", "prior", "unknown"]
     mean_logprob: float | None = None
     entropy: float | None = None
     tokens: int = 0
@@ -59,7 +90,14 @@ def span_tokens(response: LLMResponse, answer: str) -> list[TokenLogprob]:
     return covered
 
 
+def no_belief(answer: str = "unknown", method: str = "prior") -> Belief:
+    """Belief 0: before any search (the prior), or an answer that is "unknown"."""
+    return Belief(answer=answer or "unknown", value=0.0, method=method)
+
+
 def belief_from_logprobs(response: LLMResponse, answer: str) -> Belief | None:
+    if is_unknown(answer):
+        return no_belief(answer, "unknown")
     tokens = span_tokens(response, answer)
     if not tokens:
         return None
@@ -76,18 +114,19 @@ def belief_from_logprobs(response: LLMResponse, answer: str) -> Belief | None:
 
 
 def belief_from_samples(answers: list[str]) -> Belief:
-    normalised = [normalise_answer(a) for a in answers if a.strip()]
-    if not normalised:
-        return Belief(answer="", value=0.0, method="agreement", samples=answers)
-    top, count = Counter(normalised).most_common(1)[0]
-    answer = next(a for a in answers if normalise_answer(a) == top)
-    return Belief(answer=answer, value=count / len(answers), method="agreement", samples=answers)
+    """Agreement of sampled answers: the share that are the same answer as the largest group ("unknown" = 0)."""
+    known = [a for a in answers if not is_unknown(a)]
+    if not known:
+        return Belief(answer="unknown", value=0.0, method="agreement", samples=answers)
+    groups = [[b for b in known if same_answer(a, b)] for a in known]
+    best = max(groups, key=len)
+    return Belief(answer=best[0], value=len(best) / len(answers), method="agreement", samples=answers)
 
 
 def information_gain(previous: Belief | None, current: Belief) -> float:
     """Total-variation distance between two rounds' beliefs (0 = nothing learned, 1 = everything changed)."""
     if previous is None:
         return current.value
-    if normalise_answer(previous.answer) == normalise_answer(current.answer):
+    if same_answer(previous.answer, current.answer):
         return abs(current.value - previous.value)
     return max(previous.value, current.value)

@@ -1,4 +1,9 @@
-"""Hard caps on a run (LLM calls, tokens, searches, fetches, wall time): the backstop behind plateau stopping."""
+"""Hard caps on a run (LLM calls, tokens, searches, fetches, wall time): the backstop behind plateau stopping.
+
+The fetch cap is not a stop: at the cap, web results fall back to their search snippets
+(ResearchTools._page). Research checks `exhausted()` before each round and before each LLM call inside
+one (the client's gate, see `BudgetExhausted`), so reranking cannot overshoot; answering is exempt.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,15 @@ import time
 from pydantic import BaseModel
 
 from .llm.base import UsageTotals
+from .llm.errors import LLMError
+
+
+class BudgetExhausted(LLMError):
+    """Raised by the LLM client's gate instead of a call a spent research budget does not allow."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"research budget spent ({reason})")
+        self.kind = reason  # budget_<kind>: the stop reason as it is
 
 
 class BudgetLimits(BaseModel):
@@ -18,7 +32,7 @@ class BudgetLimits(BaseModel):
 
 
 class Budget:
-    """Counters for one run. Research checks `exhausted()` before each action; answering is exempt."""
+    """Counters for one run."""
 
     def __init__(self, limits: BudgetLimits, usage: UsageTotals):
         self.limits = limits
@@ -40,8 +54,6 @@ class Budget:
             return "budget_tokens"
         if self.searches >= lim.searches:
             return "budget_searches"
-        if self.fetches >= lim.fetches:
-            return "budget_fetches"
         if self.seconds >= lim.seconds:
             return "budget_time"
         return None

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from ..prompts import load_prompt
-from .budget import Budget
+from .budget import Budget, BudgetExhausted
 from .config import Settings
 from .llm import ChatMessage, LLMClient, LLMRequest, LLMResponse, StructuredOutcome, generate_structured
+from .llm.errors import LLMError
 
 if TYPE_CHECKING:
     from deepsearch.traces.recorder import TraceRecorder
@@ -29,6 +30,8 @@ T = TypeVar("T", bound=BaseModel)
 
 CURRENT_SUBGOAL: contextvars.ContextVar[str | None] = contextvars.ContextVar("subgoal", default=None)
 CURRENT_ROUND: contextvars.ContextVar[int | None] = contextvars.ContextVar("round", default=None)
+# Set inside research steps: their LLM calls stop at a spent budget (answer and verify are exempt).
+BUDGETED: contextvars.ContextVar[bool] = contextvars.ContextVar("budgeted", default=False)
 
 
 def render(prompt: str, **variables: Any) -> list[ChatMessage]:
@@ -54,6 +57,12 @@ class RunContext:
                 recorder.llm_call(request, response, error, subgoal=CURRENT_SUBGOAL.get(), round=CURRENT_ROUND.get())
 
             self.client.observers.append(observe)
+        self.client.gate = self._budget_gate
+        self.failures: list[dict[str, str]] = []  # LLM calls that failed: {role, prompt, kind, error}
+
+    def _budget_gate(self) -> None:
+        if BUDGETED.get() and (spent := self.budget.exhausted()):
+            raise BudgetExhausted(spent)
 
     @property
     def agent(self):
@@ -84,19 +93,31 @@ class RunContext:
         logprobs: bool = False,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        seed: int | None = None,
         **variables: Any,
     ) -> StructuredOutcome[T]:
-        """Render a prompt file, get a typed output, and attach the outcome to the recorded calls."""
-        outcome = await generate_structured(
-            self.client,
-            render(prompt, **variables),
-            model,
-            role=role,
-            fallback=fallback,
-            logprobs=logprobs and self.client.backend.supports_logprobs,
-            max_tokens=max_tokens,
-            temperature=temperature,
-        )
+        """Render a prompt file, get a typed output, and attach the outcome to the recorded calls.
+
+        A failed call (server down after retries, a spent research budget) never ends the run here: the
+        outcome is the fallback with `error` set to the stop reason; the llm_call step names the failed call.
+        """
+        try:
+            outcome = await generate_structured(
+                self.client,
+                render(prompt, **variables),
+                model,
+                role=role,
+                fallback=fallback,
+                logprobs=logprobs and self.client.backend.supports_logprobs,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+            )
+        except LLMError as e:
+            kind = e.kind if e.kind.startswith("budget_") else f"error_{e.kind}"
+            self.failures.append({"role": role, "prompt": prompt, "kind": kind, "error": str(e)[:300]})
+            # The failed call itself is in the trajectory: the client's observers record it with its error.
+            return StructuredOutcome(value=fallback, status="fallback", error=kind)
         if self.recorder is not None:
             self.recorder.structured(outcome)
         return outcome

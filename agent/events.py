@@ -59,12 +59,21 @@ class InformationEvent(_Event):
     draft: str
 
 
+class StepEvent(_Event):
+    """The step in progress inside a node, e.g. "search", "rerank window 2/3", "judge" (for live views)."""
+
+    kind: Literal["step"] = "step"
+    subgoal_id: str | None = None
+    round: int | None = None
+    step: str
+
+
 class BudgetEvent(_Event):
     kind: Literal["budget"] = "budget"
     used: dict[str, float]
 
 
 ProgressEvent = Annotated[
-    NodeEvent | SubGoalEvent | QueryEvent | EvidenceEvent | VerdictEvent | InformationEvent | BudgetEvent,
+    NodeEvent | SubGoalEvent | QueryEvent | EvidenceEvent | VerdictEvent | InformationEvent | StepEvent | BudgetEvent,
     Field(discriminator="kind"),
 ]

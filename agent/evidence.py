@@ -26,14 +26,15 @@ def _block(n: int, ev: Evidence, text: str) -> str:
 
 
 def format_evidence(items: Sequence[Evidence], max_tokens: int) -> tuple[str, list[Evidence]]:
-    """Blocks numbered 1..n in the given order until the budget is spent; returns (text, items shown)."""
+    """Blocks numbered 1..n in the given order, skipping any that would overrun the budget (the caller
+    orders by priority: see evidence_choice); returns (text, items shown)."""
     blocks, shown, used = [], [], 0
     for ev in items:
         text = truncate_to_tokens(ev.text, PASSAGE_TOKENS)
         block = _block(len(shown) + 1, ev, text)
         cost = count_tokens(block)
         if shown and used + cost > max_tokens:
-            break
+            continue
         blocks.append(block)
         shown.append(ev)
         used += cost

@@ -3,6 +3,7 @@
 intake ─▶ [clarify] ─▶ plan ─▶ dispatch ═▶ research(sub-goal) ═▶ reflect ─▶ dispatch … ─▶ answer ─▶ verify ─▶ END
                                                                                            ▲ revise once │
                                                                                            └─────────────┘
+research(sub-goal) is the subgraph of agent/research/graph.py (queries → search → select → judge → route).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from deepsearch.agent.nodes.dispatch import dispatch, route_dispatch
 from deepsearch.agent.nodes.intake import intake, route_intake
 from deepsearch.agent.nodes.plan import plan
 from deepsearch.agent.nodes.reflect import reflect
-from deepsearch.agent.nodes.research import research
 from deepsearch.agent.nodes.verify import verify
+from deepsearch.agent.research import research_subgraph
 from deepsearch.agent.state import ResearchState
 from langgraph.graph import END, START, StateGraph
 
@@ -26,7 +27,7 @@ def build_graph() -> StateGraph:
     g.add_node("clarify", clarify)  # interactive runs only: ask the user about an ambiguous question
     g.add_node("plan", plan)
     g.add_node("dispatch", dispatch)
-    g.add_node("research", research)
+    g.add_node("research", research_subgraph)  # a subgraph: each step of each round is a checkpoint
     g.add_node("reflect", reflect)
     g.add_node("answer", answer)
     g.add_node("verify", verify)

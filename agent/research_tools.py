@@ -52,6 +52,7 @@ class ResearchTools:
         self.local_k, self.web_pages, self.passages_per_page = local_k, web_pages, passages_per_page
         self.web_unavailable: str | None = None if web is not None else "web search is off"
         self.fetched: dict[str, list[Candidate]] = {}
+        self._inflight: dict[str, asyncio.Future] = {}
         # Set per run by `bind`: budget counters, the recorder's tool_call, the progress-event sink.
         self.budget: Budget | None = None
         self._record: Callable[..., Any] | None = None
@@ -145,42 +146,54 @@ class ResearchTools:
         return Candidate(id=f"web:{_short_hash(url)}:snippet", text=snippet, title=title, source=url, kind="web")
 
     async def _page(self, url: str, title: str, snippet: str, query: str) -> list[Candidate]:
-        """The page's passages that best match the query; the search snippet when the fetch fails."""
+        """The page's passages that best match the query; the search snippet when the fetch fails.
+
+        A URL is fetched (and counted) once per run, even when parallel queries and sub-goals want it at
+        the same moment: later askers wait for the fetch in flight. At the fetch cap, snippets stand in.
+        """
         if url not in self.fetched:
-            if self.budget is not None and self.budget.fetches >= self.budget.limits.fetches:
-                return [self._snippet(url, title, snippet)]
-            self._count("fetches")
-            assert self.fetcher is not None
-            page = await self.fetcher.fetch(url)
-            self._tool_call(
-                "fetch_page",
-                {"url": url},
-                success=page.ok,
-                error=None if page.ok else f"{page.status}: {page.message}",
-                latency_s=page.elapsed_ms / 1000,
-                results=[{"url": page.final_url or url, "title": page.title, "text": page.text}] if page.ok else [],
-            )
-            if not page.ok:
-                self.fetched[url] = [self._snippet(url, title, snippet)]
-            else:
-                doc_id = f"web:{_short_hash(url)}"
-                chunks = chunk_text(doc_id, page.text, PAGE_PASSAGE)
-                self.fetched[url] = [
-                    Candidate(
-                        id=c.chunk_id,
-                        text=c.text,
-                        title=page.title or title,
-                        source=page.final_url or url,
-                        kind="web",
-                        prev_id=c.prev_id,
-                        next_id=c.next_id,
-                    )
-                    for c in chunks
-                ]
-        passages = self.fetched[url]
+            pending = self._inflight.get(url)
+            if pending is None:
+                if self.budget is not None and self.budget.fetches >= self.budget.limits.fetches:
+                    return [self._snippet(url, title, snippet)]
+                self._count("fetches")
+                pending = self._inflight[url] = asyncio.ensure_future(self._fetch(url, title, snippet))
+                pending.add_done_callback(lambda _: self._inflight.pop(url, None))
+            await asyncio.shield(pending)
+        passages = self.fetched.get(url) or [self._snippet(url, title, snippet)]
         terms = _terms(query)
         ranked = sorted(passages, key=lambda c: -len(terms & _terms(c.text)))
         return ranked[: self.passages_per_page]
+
+    async def _fetch(self, url: str, title: str, snippet: str) -> None:
+        """Fetch one page into `fetched`: its passages, or its snippet when the fetch fails."""
+        assert self.fetcher is not None
+        page = await self.fetcher.fetch(url)
+        self._tool_call(
+            "fetch_page",
+            {"url": url},
+            success=page.ok,
+            error=None if page.ok else f"{page.status}: {page.message}",
+            latency_s=page.elapsed_ms / 1000,
+            results=[{"url": page.final_url or url, "title": page.title, "text": page.text}] if page.ok else [],
+        )
+        if not page.ok:
+            self.fetched[url] = [self._snippet(url, title, snippet)]
+        else:
+            doc_id = f"web:{_short_hash(url)}"
+            chunks = chunk_text(doc_id, page.text, PAGE_PASSAGE)
+            self.fetched[url] = [
+                Candidate(
+                    id=c.chunk_id,
+                    text=c.text,
+                    title=page.title or title,
+                    source=page.final_url or url,
+                    kind="web",
+                    prev_id=c.prev_id,
+                    next_id=c.next_id,
+                )
+                for c in chunks
+            ]
 
     async def neighbour(self, candidate_id: str) -> Candidate | None:
         """A chunk by id, for the reranker's neighbour expansion (local chunks and fetched pages)."""

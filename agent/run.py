@@ -160,7 +160,7 @@ def _result(ctx: RunContext, state: dict, trace_id: str) -> AskResult:
              **({"answer": r.answer, "stop_reason": r.stop_reason, "confidence": r.confidence, "rounds": r.rounds,
                  "evidence_ids": r.evidence_ids} if r else {"answer": None, "stop_reason": "not_run"})}
         )  # fmt: skip
-    notes = []
+    notes = [f"LLM call failed ({f['role']}): {f['error']}" for f in ctx.failures if f["kind"].startswith("error_")]
     if ctx.tools.web is not None and ctx.tools.web_unavailable:
         notes.append(f"{ctx.tools.web_unavailable}; answered from local documents only")
     return AskResult(

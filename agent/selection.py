@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 from deepsearch.tools.rerank import rerank
 from deepsearch.tools.rerank.models import Candidate
 
@@ -26,6 +29,11 @@ def _evidence(c: Candidate, subgoal_id: str, text: str, score: float, contributi
     )
 
 
+def _progress(on_step: Callable[[str], None] | None) -> dict:
+    """The reranker's progress callback, when this version of it takes one."""
+    return {"on_step": on_step} if on_step and "on_step" in inspect.signature(rerank).parameters else {}
+
+
 def fused_order(candidates: list[Candidate], subgoal_id: str, max_tokens: int) -> tuple[list[Evidence], list[dict]]:
     """Keep candidates in fusion order until the token budget is spent."""
     kept, decisions, used = [], [], 0
@@ -42,14 +50,25 @@ def fused_order(candidates: list[Candidate], subgoal_id: str, max_tokens: int) -
     return kept, decisions
 
 
-async def select_evidence(ctx: RunContext, query: str, candidates: list[Candidate], subgoal_id: str) -> list[Evidence]:
-    """The reranker's verified evidence passages (each decision recorded as a `rerank` step), or fused order."""
-    if ctx.agent.selection == "fusion":
+async def select_evidence(
+    ctx: RunContext,
+    query: str,
+    candidates: list[Candidate],
+    subgoal_id: str,
+    on_step: Callable[[str], None] | None = None,
+) -> list[Evidence]:
+    """The reranker's verified evidence passages (each decision recorded as a `rerank` step), or fused order
+    (by choice, or because the run's budget leaves no LLM call for reranking)."""
+    spent = ctx.budget.exhausted()
+    if ctx.agent.selection == "fusion" or spent:
         kept, decisions = fused_order(candidates, subgoal_id, ctx.agent.evidence_tokens)
-        ctx.record("rerank", query=query, candidates=decisions, cutoff=None, method="fusion order within token budget")
+        method = "fusion order within token budget" + (f" ({spent}: no reranking)" if spent else "")
+        ctx.record("rerank", query=query, candidates=decisions, cutoff=None, method=method)
         return kept
     settings = ctx.settings.rerank.model_copy(update={"evidence_token_budget": ctx.agent.evidence_tokens})
-    outcome = await rerank(ctx.client, query, candidates, settings, neighbour_lookup=ctx.tools.neighbour)
+    outcome = await rerank(
+        ctx.client, query, candidates, settings, neighbour_lookup=ctx.tools.neighbour, **_progress(on_step)
+    )
     ctx.record("rerank", **outcome.to_step_payload())
     by_id = {c.id: c for c in candidates}
     return [

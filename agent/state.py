@@ -32,9 +32,10 @@ class Evidence(BaseModel):
     contribution: str = Field("", description="how it helps the sub-goal")
     score: float = 0.0
     injection_flagged: bool = Field(False, description="contains instructions aimed at the model")
+    round: int = Field(0, description="the research round that kept it")
 
 
-StopReason = str  # done | plateau | loop_detected | replan | max_rounds | budget_<kind> | error_<kind>
+StopReason = str  # the vocabulary of agent/stopping.py
 
 
 class SubGoalResult(BaseModel):
@@ -76,6 +77,19 @@ def merge_dicts(left: dict, right: dict) -> dict:
     return {**left, **right}
 
 
+def merge_evidence(left: dict, right: dict) -> dict:
+    """A passage found by several sub-goals keeps its first finder, its best score and any injection flag."""
+    merged = dict(left)
+    for key, ev in right.items():
+        old = merged.get(key)
+        if old is None:
+            merged[key] = ev
+        else:
+            merged[key] = old.model_copy(update={"score": max(old.score, ev.score),
+                                                 "injection_flagged": old.injection_flagged or ev.injection_flagged})
+    return merged
+
+
 def merge_plan(left: dict, right: dict) -> dict:
     """Like merge_dicts, but a None value removes the sub-goal (the planner dropped it)."""
     merged = {**left, **right}
@@ -98,15 +112,18 @@ class ResearchState(TypedDict, total=False):
     plan: Annotated[dict[str, SubGoal], merge_plan]
     dag_changes: Annotated[list[DagChange], operator.add]
     results: Annotated[dict[str, SubGoalResult], merge_dicts]
-    evidence: Annotated[dict[str, Evidence], merge_dicts]
+    evidence: Annotated[dict[str, Evidence], merge_evidence]
     wave: int
     replan_requested: Annotated[list[str], operator.add]
     reflected: Annotated[list[str], operator.add]  # sub-goal results the planner has already considered
-    research_stop: str | None  # why research ended: answered | plateau | loop_detected | budget_<kind>
+    research_stop: str | None  # why research ended, in the vocabulary of agent/stopping.py
+    wave_beliefs: list[float]  # the run's belief after each wave (run-level plateau)
     draft: DraftAnswer | None
     citation_map: dict[int, str]  # [n] -> evidence id, as shown to the answerer
     revision_feedback: str | None
     revisions: int
+    kept_claims: list[AnswerClaim]  # claims verified before a revision: a revision never loses them
+    answer_error: str | None  # error_<kind> when the answer call failed
     answer: str
     short_answer: str
     citations: list[Citation]

@@ -107,7 +107,7 @@ async def test_independent_subgoals_run_in_parallel(tmp_path, index_dir):
     result, _, _ = await run(tmp_path, index_dir, ScriptedModel(planner=lambda r: plan if "Question" in last_user(r)
                                                                  and "Plan and results" not in last_user(r)
                                                                  else {"changes": []}), tools=tools)  # fmt: skip
-    assert len(result.subgoals) == 3 and all(s["stop_reason"] == "done" for s in result.subgoals)
+    assert len(result.subgoals) == 3 and all(s["stop_reason"] == "answered" for s in result.subgoals)
     most_at_once = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert most_at_once == 3  # the three sub-goals searched at the same time
 
@@ -143,19 +143,31 @@ async def test_judge_replan_changes_the_dag(tmp_path, index_dir):
     assert added and added[0].reason == "g1 asked the wrong thing"
 
 
-async def test_plateau_stops_before_the_round_cap(tmp_path, index_dir):
+async def test_a_confirmed_answer_plateaus_before_the_round_cap(tmp_path, index_dir):
     model = ScriptedModel(
-        drafter={"answer": "Shirley Temple"},  # the prior already believes it
-        judge={"rationale": "", "labels": [], "answer": "Shirley Temple", "answered": False, "decision": "continue",
-               "next_query": "Shirley Temple career"},
+        judge={"answer": "Shirley Temple", "answered": True, "decision": "continue",
+               "next_query": "Shirley Temple career", "rationale": "", "labels": []},
     )  # fmt: skip
     result, events, trajectory = await run(tmp_path, index_dir, model, max_rounds=4)
-    assert result.subgoals[0]["stop_reason"] == "plateau" and result.subgoals[0]["rounds"] == 1
+    assert result.subgoals[0]["stop_reason"] == "plateau" and result.subgoals[0]["rounds"] == 2
     assert result.termination == "plateau"
     info = [e for e in events if isinstance(e, InformationEvent)]
-    assert info and info[0].gain < 0.05
-    steps = [s for s in trajectory.steps if s.kind == "information"]
+    assert [round(e.gain, 3) for e in info] == [round(info[0].belief, 3), 0.0]  # found, then confirmed
+    steps = [s for s in trajectory.steps if s.kind == "information" and s.subgoal]
     assert steps and steps[0].measure == "logprobs" and steps[0].gain == info[0].gain
+
+
+async def test_an_unanswered_subgoal_never_plateaus_while_budget_remains(tmp_path, index_dir):
+    model = ScriptedModel(
+        query_rewriter=lambda r: {"queries": [["Corliss Archer radio", "Janet Waldo actress", "Kiss and Tell film"][
+            sum(role == "query_rewriter" for role in model.roles()) - 1]]},
+        judge={"answer": "no", "answered": False, "decision": "continue", "next_query": "", "rationale": "",
+               "labels": []},
+    )  # fmt: skip
+    result, events, _ = await run(tmp_path, index_dir, model, max_rounds=3)
+    assert result.subgoals[0]["stop_reason"] in ("budget_rounds", "no_new_results")
+    assert result.subgoals[0]["stop_reason"] != "plateau" and result.subgoals[0]["answer"] == "unknown"
+    assert all(e.belief == 0 for e in events if isinstance(e, InformationEvent))
 
 
 async def test_repeated_queries_end_with_loop_detected(tmp_path, index_dir):
@@ -166,7 +178,7 @@ async def test_repeated_queries_end_with_loop_detected(tmp_path, index_dir):
                "next_query": QUESTION},
     )  # fmt: skip
     result, _, _ = await run(tmp_path, index_dir, model, max_rounds=5)
-    assert result.subgoals[0]["stop_reason"] == "loop_detected" and result.subgoals[0]["rounds"] == 2
+    assert result.subgoals[0]["stop_reason"] == "loop_detected" and result.subgoals[0]["rounds"] == 1
     assert result.termination in ("loop_detected", "abstained")
 
 
@@ -212,7 +224,8 @@ async def test_nothing_supported_abstains_without_citations(tmp_path, index_dir)
     unsupported = {"short_answer": "Paris", "claims": [{"text": "The answer is Paris.", "citations": []}]}
     result, _, _ = await run(tmp_path, index_dir, ScriptedModel(answerer=unsupported, reviser=unsupported))
     assert result.termination == "abstained" and result.citations == []
-    assert result.answer.startswith("I could not find evidence")
+    assert result.answer.startswith("I could not verify an answer")
+    assert "Paris" not in result.answer  # never an unverified guess
 
 
 async def test_garbage_model_output_never_crashes_the_run(tmp_path, index_dir):

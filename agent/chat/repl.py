@@ -125,6 +125,8 @@ class Repl:
         try:
             turn.result = job.outcome()
             turn.status, turn.error = turn.result.termination, None
+            if turn.status.startswith("error_"):  # the run still answered or abstained; say what failed
+                turn.error = next((n for n in turn.result.notes if n.startswith("LLM call failed")), None)
         except asyncio.CancelledError:
             turn.status, turn.error = "cancelled", None
         except DeepsearchError as e:  # the LLM died, the budget is impossible, …: a message the user can act on

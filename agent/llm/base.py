@@ -75,6 +75,7 @@ class LLMClient:
         self.backend = backend
         self.usage = UsageTotals()
         self.observers: list[CallObserver] = list(observers or [])
+        self.gate: Callable[[], None] | None = None
 
     @property
     def model(self) -> str:
@@ -82,6 +83,8 @@ class LLMClient:
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         try:
+            if self.gate is not None:
+                self.gate()  # raises (an LLMError) when the run's budget forbids another call
             response = await self.backend.complete(request)
         except BaseException as e:
             for observe in self.observers:

@@ -38,6 +38,7 @@ class StructuredOutcome(BaseModel, Generic[T]):
     status: Literal["ok", "repaired", "retried", "fallback"]
     failures: list[ParseFailure] = Field(default_factory=list)
     responses: list[LLMResponse] = Field(default_factory=list)
+    error: str | None = Field(None, description="why no call could be made or completed (a stop reason), if so")
 
     @property
     def used_fallback(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
+from .. import evidence_choice
 from ..context import RunContext
 from ..events import NodeEvent
 from ..evidence import format_evidence
@@ -13,19 +14,33 @@ from ..state import AnswerClaim, DraftAnswer, Evidence, ResearchState
 NO_ANSWER = DraftAnswer.model_construct(short_answer="", claims=[])
 
 
-def answer_evidence(state: ResearchState) -> list[Evidence]:
-    """Evidence kept by the sub-goals (flagged passages excluded), in plan order, best first within each."""
+def evidence_by_subgoal(state: ResearchState) -> list[list[Evidence]]:
+    """Each sub-goal's kept evidence (flagged passages excluded), in plan order."""
     evidence = state.get("evidence") or {}
-    ordered: list[Evidence] = []
-    for result in (state.get("results") or {}).values():
-        items = [evidence[i] for i in result.evidence_ids if i in evidence and not evidence[i].injection_flagged]
-        ordered += sorted(items, key=lambda e: -e.score)
-    return list({e.id: e for e in ordered}.values())
+    return [
+        [evidence[i] for i in r.evidence_ids if i in evidence and not evidence[i].injection_flagged]
+        for r in (state.get("results") or {}).values()
+    ]
+
+
+def answer_evidence(state: ResearchState, budget: int) -> list[Evidence]:
+    """What the answerer sees: every sub-goal's best evidence within its share of the budget (evidence_choice)."""
+    return evidence_choice.for_answer(evidence_by_subgoal(state), budget)
 
 
 def _findings(state: ResearchState) -> str:
     lines = [f"- {r.question} → {r.answer}" for r in (state.get("results") or {}).values()]
     return "\n".join(lines) or "(none)"
+
+
+def _feedback(state: ResearchState) -> str:
+    feedback = state.get("revision_feedback")
+    if not feedback:
+        return ""
+    kept = state.get("kept_claims") or []
+    keep = "".join(f"- {c.text}\n" for c in kept)
+    keep = f"\nThese claims were verified and are kept; do not repeat them:\n{keep}" if keep else ""
+    return f"\n# Reviewer feedback on your previous answer\n{feedback}\n{keep}"
 
 
 def keep_valid_citations(draft: DraftAnswer, valid: set[int]) -> DraftAnswer:
@@ -43,21 +58,20 @@ def keep_valid_citations(draft: DraftAnswer, valid: set[int]) -> DraftAnswer:
 async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     ctx = runtime.context
     ctx.emit(NodeEvent(node="answer", phase="started"))
-    items = answer_evidence(state)
+    items = answer_evidence(state, ctx.agent.answer_evidence_tokens)
     if not items:
         ctx.emit(NodeEvent(node="answer", phase="finished"))
         return {"draft": NO_ANSWER, "citation_map": {}}
-    # The evidence block comes right after the question and stays the same across revisions: a stable
-    # prefix for vLLM's prefix cache.
-    text, shown = format_evidence(items, ctx.agent.answer_evidence_tokens)
+    # The evidence block comes right after the question and stays the same across revisions (the same
+    # choice, the same numbers): a stable prefix for vLLM's prefix cache, and kept claims' citations hold.
+    text, shown = format_evidence(items, 10**9)
     feedback = state.get("revision_feedback")
     outcome = await ctx.structured(
         "answer", DraftAnswer, role="answerer" if not feedback else "reviser",
         fallback=NO_ANSWER, max_tokens=500,
-        question=state["standalone_question"], evidence=text, findings=_findings(state),
-        feedback=f"\n# Reviewer feedback on your previous answer\n{feedback}\n" if feedback else "",
+        question=state["standalone_question"], evidence=text, findings=_findings(state), feedback=_feedback(state),
     )  # fmt: skip
     citation_map = {n: ev.id for n, ev in enumerate(shown, 1)}
     draft = keep_valid_citations(outcome.value, set(citation_map))
     ctx.emit(NodeEvent(node="answer", phase="finished"))
-    return {"draft": draft, "citation_map": citation_map}
+    return {"draft": draft, "citation_map": citation_map, "answer_error": outcome.error}

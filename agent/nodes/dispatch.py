@@ -8,6 +8,7 @@ from langgraph.types import Send
 from ..context import RunContext
 from ..events import BudgetEvent, NodeEvent
 from ..state import ResearchState, ResearchTask, SubGoal
+from ..stopping import run_plateau
 
 
 def ready_subgoals(state: ResearchState) -> list[SubGoal]:
@@ -20,17 +21,39 @@ def ready_subgoals(state: ResearchState) -> list[SubGoal]:
 def with_parent_answers(sg: SubGoal, state: ResearchState) -> str:
     """The dependant's question with what its parents found, so its searches can name the entity."""
     results = state.get("results") or {}
-    known = [f"{results[d].question} → {results[d].answer}" for d in sg.depends_on if d in results]
+    known = [f"{results[d].question} → {results[d].answer}" for d in sg.depends_on
+             if d in results and results[d].answer != "unknown"]  # fmt: skip
     return sg.question if not known else f"{sg.question} (known: {'; '.join(known)})"
+
+
+def run_belief(state: ResearchState) -> float:
+    """The run's belief: the mean confidence of the sub-goals nothing depends on (their answers answer the
+    question); one not yet answered counts 0."""
+    plan, results = state.get("plan") or {}, state.get("results") or {}
+    needed = {d for sg in plan.values() for d in sg.depends_on}
+    sinks = [i for i in plan if i not in needed]
+    if not sinks:
+        return 0.0
+    return sum(results[i].confidence if i in results else 0.0 for i in sinks) / len(sinks)
 
 
 async def dispatch(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     ctx = runtime.context
     ctx.emit(NodeEvent(node="dispatch", phase="started"))
     update: dict = {"wave": state.get("wave", 0) + 1}
+    beliefs = list(state.get("wave_beliefs") or [])
+    if state.get("results"):  # after a wave: the run's belief and its gain
+        beliefs.append(round(run_belief(state), 4))
+        gain = abs(beliefs[-1] - beliefs[-2]) if len(beliefs) > 1 else beliefs[-1]
+        ctx.record("information", belief=beliefs[-1], measure="run", gain=round(gain, 4))
+        update["wave_beliefs"] = beliefs
     exhausted = ctx.budget.exhausted()
-    if exhausted and not state.get("research_stop"):
-        update["research_stop"] = exhausted
+    if state.get("research_stop"):
+        pass
+    elif exhausted:
+        update["research_stop"] = exhausted  # the run answers from what it has
+    elif ready_subgoals(state) and run_plateau(beliefs, ctx.agent.epsilon, ctx.agent.plateau_rounds + 1):
+        update["research_stop"] = "plateau"  # more waves stopped adding information
     elif update["wave"] > ctx.agent.max_subgoals * 2 and ready_subgoals(state):
         update["research_stop"] = "loop_detected"  # replanning keeps adding work: stop here
     ctx.emit(BudgetEvent(used=ctx.budget.snapshot()))

@@ -33,15 +33,20 @@ class Plan(BaseModel):
 
 
 def validate_dag(
-    subgoals: list[SubGoal], max_subgoals: int, existing: set[str] = frozenset(), similarity: float = 0.85
+    subgoals: list[SubGoal],
+    max_subgoals: int,
+    existing: set[str] = frozenset(),
+    similarity: float = 0.85,
+    existing_questions: list[str] = (),
 ) -> list[SubGoal]:
-    """Clean ids; drop empty and repeated questions, unknown dependencies and edges that would close a cycle;
-    keep at most `max_subgoals`."""
+    """Clean ids; drop empty questions and questions that repeat each other or the existing plan's, unknown
+    dependencies and edges that would close a cycle; keep at most `max_subgoals`."""
     cleaned: list[SubGoal] = []
     seen = set(existing)
     for sg in subgoals:
         question = " ".join(sg.question.split())
-        if not question or is_near_duplicate(question, [c.question for c in cleaned], similarity):
+        earlier = [*existing_questions, *(c.question for c in cleaned)]
+        if not question or is_near_duplicate(question, earlier, similarity):
             continue
         if len(cleaned) == max_subgoals:
             break

@@ -51,11 +51,14 @@ def apply_changes(state: ResearchState, changes: list[PlanChange], max_subgoals:
     update: dict[str, SubGoal | None] = {}
     records: list[DagChange] = []
     step = f"reflect after wave {wave}"
-    additions = [SubGoal(id=c.id, question=c.question, depends_on=c.depends_on, source=c.source)
-                 for c in changes if c.op == "add" and c.question.strip()]  # fmt: skip
+    adds = [c for c in changes if c.op == "add" and c.question.strip()]
+    additions = [SubGoal(id=c.id, question=c.question, depends_on=c.depends_on, source=c.source) for c in adds]
+    # validate_dag normalises whitespace in questions: look reasons up the same way.
+    reasons = {" ".join(c.question.split()): c.reason for c in adds}
     room = max(0, max_subgoals * 2 - len(plan))  # total sub-goals ever: a backstop against endless replanning
-    for sg in validate_dag(additions, room, existing=set(plan)):
-        reason = next(c.reason for c in changes if c.op == "add" and c.question.strip() == sg.question)
+    questions = [sg.question for sg in plan.values()]
+    for sg in validate_dag(additions, room, existing=set(plan), existing_questions=questions):
+        reason = reasons.get(sg.question, "")
         update[sg.id] = sg
         records.append(DagChange(op="add", subgoal_id=sg.id, subgoal=sg, reason=reason, step=step))
     for c in changes:

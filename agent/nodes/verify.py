@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 from langgraph.graph import END
@@ -10,16 +11,20 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from pydantic import BaseModel, Field
 
+from ..belief import normalise_answer
 from ..context import RunContext
 from ..events import NodeEvent, VerdictEvent
+from ..evidence import PASSAGE_TOKENS
 from ..result import Citation
 from ..state import AnswerClaim, ResearchState
+from ..stopping import run_termination
 from ..tokens import truncate_to_tokens
+from .abstention import best_passages
 
 _WORD = re.compile(r"\w+")
 _STOP = {"the", "a", "an", "of", "in", "on", "at", "to", "and", "or", "is", "was", "were", "are", "by", "for", "with",
          "as", "that", "this", "it", "its", "from", "be", "has", "had", "have"}  # fmt: skip
-QUOTE_TOKENS = 300
+QUOTE_TOKENS = 300  # of each cited passage in the final answer's citations
 
 
 class ClaimVerdict(BaseModel):
@@ -43,27 +48,34 @@ def lexical_support(claim: str, evidence_text: str) -> bool:
 
 def research_termination(state: ResearchState) -> str:
     """Why research ended, as the run's termination when the answer stands."""
-    if stop := state.get("research_stop"):
-        return stop
     stops = [r.stop_reason for r in (state.get("results") or {}).values()]
-    for s in stops:
-        if s.startswith(("budget_", "error_")):
-            return s
-    if "max_rounds" in stops:
-        return "budget_rounds"
-    if "loop_detected" in stops:
-        return "loop_detected"
-    if "plateau" in stops:
-        return "plateau"
-    return "answered"
+    return run_termination(state.get("research_stop"), stops)
 
 
 def _abstain(state: ResearchState) -> dict:
-    found = [f"{r.question} → {r.answer}" for r in (state.get("results") or {}).values() if r.answer != "unknown"]
-    text = "I could not find evidence that answers this question."
-    if found:
-        text += " What I found: " + "; ".join(found) + "."
-    return {"answer": text, "short_answer": "", "citations": [], "termination": "abstained"}
+    """Say that no answer could be verified and show the best passages kept, never unverified guesses."""
+    passages = best_passages(state)
+    text = "I could not verify an answer to this question."
+    if passages:
+        text += " The most relevant passages I found:\n" + "\n".join(
+            f"- {p.title or p.source} ({p.source}): {p.sentence}" for p in passages
+        )
+    return {
+        "answer": text, "short_answer": "", "citations": [],
+        "termination": state.get("answer_error") or "abstained",
+    }  # fmt: skip
+
+
+def short_answer_supported(short: str, claims: list[AnswerClaim], cited: Callable[[AnswerClaim], str]) -> bool:
+    """The short answer (what batch and eval score) must appear in a supported claim or in what it cites."""
+    target = normalise_answer(short)
+    if not target:
+        return False
+    for c in claims:
+        for text in (c.text, cited(c)):
+            if f" {target} " in f" {normalise_answer(text)} ":
+                return True
+    return False
 
 
 def _finish(state: ResearchState, claims: list[AnswerClaim]) -> dict:
@@ -96,7 +108,7 @@ async def verify(state: ResearchState, runtime: Runtime[RunContext]) -> Command[
     ctx.emit(NodeEvent(node="verify", phase="started"))
     draft = state.get("draft")
     claims = list(draft.claims) if draft else []
-    if not claims:
+    if not claims and not state.get("kept_claims"):
         ctx.record("judge", target="answer", target_kind="answer", rationale="no supported claims", decision="abstain")
         ctx.emit(VerdictEvent(target="answer", decision="abstain"))
         return Command(goto=END, update=_abstain(state))
@@ -109,8 +121,8 @@ async def verify(state: ResearchState, runtime: Runtime[RunContext]) -> Command[
     if ctx.agent.verify and any(c.citations for c in claims):
         blocks = []
         for i, c in enumerate(claims, 1):
-            cited = "\n".join(
-                f'<evidence id="{n}">\n{truncate_to_tokens(evidence[cmap[n]].text, QUOTE_TOKENS)}\n</evidence>'
+            cited = "\n".join(  # the verifier reads as much of each passage as the answerer did
+                f'<evidence id="{n}">\n{truncate_to_tokens(evidence[cmap[n]].text, PASSAGE_TOKENS)}\n</evidence>'
                 for n in c.citations
             )
             blocks.append(f"Claim {i}: {c.text}\n{cited or '(cites no evidence)'}")
@@ -133,15 +145,31 @@ async def verify(state: ResearchState, runtime: Runtime[RunContext]) -> Command[
         ctx.record("judge", target=c.text[:200], target_kind="claim", labels={"supported": ok, "claim": i,
                    "citations": c.citations}, rationale=reason, decision="accept" if ok else "reject")  # fmt: skip
         (supported if ok else unsupported).append((c, reason))
-    if unsupported and state.get("revisions", 0) == 0:
-        feedback = "These claims are not supported by the evidence they cite; fix or remove them:\n" + "\n".join(
-            f"- {c.text} ({reason})" for c, reason in unsupported
-        )
-        ctx.emit(VerdictEvent(target="answer", decision="revise", rationale=f"{len(unsupported)} unsupported"))
-        return Command(goto="answer", update={"revision_feedback": feedback, "revisions": 1})
+    kept = _union(state.get("kept_claims") or [], [c for c, _ in supported])
+    tied = short_answer_supported(draft.short_answer, kept, cited_text)
+    if (unsupported or not tied) and state.get("revisions", 0) == 0:
+        problems = [f"- {c.text} ({reason})" for c, reason in unsupported]
+        if not tied:
+            problems.append(f"- short_answer {draft.short_answer!r} is not stated by any supported claim")
+        feedback = "These are not supported by the evidence they cite; fix or remove them:\n" + "\n".join(problems)
+        ctx.emit(VerdictEvent(target="answer", decision="revise", rationale=f"{len(problems)} unsupported"))
+        return Command(goto="answer", update={"revision_feedback": feedback, "revisions": 1, "kept_claims": kept})
     ctx.emit(NodeEvent(node="verify", phase="finished"))
-    if not supported:
-        ctx.emit(VerdictEvent(target="answer", decision="abstain"))
+    if not kept or not tied:
+        reason = "no supported claims" if not kept else "the short answer is not supported"
+        ctx.record("judge", target="answer", target_kind="answer", rationale=reason, decision="abstain")
+        ctx.emit(VerdictEvent(target="answer", decision="abstain", rationale=reason))
         return Command(goto=END, update=_abstain(state))
-    ctx.emit(VerdictEvent(target="answer", decision="accept", rationale=f"{len(supported)} supported claim(s)"))
-    return Command(goto=END, update=_finish(state, [c for c, _ in supported]))
+    ctx.emit(VerdictEvent(target="answer", decision="accept", rationale=f"{len(kept)} supported claim(s)"))
+    return Command(goto=END, update=_finish(state, kept))
+
+
+def _union(first: list[AnswerClaim], second: list[AnswerClaim]) -> list[AnswerClaim]:
+    """Claims verified before a revision, then the revision's newly verified ones (each text once)."""
+    seen, out = set(), []
+    for c in [*first, *second]:
+        key = normalise_answer(c.text)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out

@@ -1,0 +1,77 @@
+"""The state of one sub-goal's research (a subgraph of the run) and the structured outputs of its steps."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, TypedDict
+
+from deepsearch.tools.rerank.models import Candidate
+from pydantic import BaseModel, Field, StringConstraints
+
+from ..belief import Belief
+from ..state import Evidence, SubGoal, SubGoalResult, merge_dicts, merge_evidence
+
+
+class Queries(BaseModel):
+    queries: list[Annotated[str, StringConstraints(max_length=120)]] = Field(default_factory=list, max_length=4)
+
+
+class EvidenceLabel(BaseModel):
+    id: int = Field(description="the evidence number")
+    relevant: bool
+    correct: bool = True
+    instructions_inside: bool = Field(False, description="the passage tries to instruct the assistant")
+
+
+class RoundVerdict(BaseModel):
+    # The answer comes first, before any justification: its token probabilities are the belief, and an
+    # answer written after a rationale would only copy it (probability ≈ 1).
+    answer: str = Field(description="the sub-goal's answer from the evidence, or 'unknown'", max_length=120)
+    answered: bool
+    decision: Literal["continue", "replan", "done"]
+    next_query: str = Field("", max_length=120)
+    rationale: str = Field("", max_length=300)
+    labels: list[EvidenceLabel] = Field(default_factory=list, max_length=12)
+
+
+class ShortDraft(BaseModel):
+    answer: str = Field(description="a few words, or 'unknown'", max_length=120)
+
+
+class BestAnswer(BaseModel):
+    """The best-supported answer of any round so far (a worse later round does not replace it)."""
+
+    answer: str
+    belief: float
+    round: int
+
+
+class RoundState(TypedDict, total=False):
+    # input (ResearchTask)
+    subgoal: SubGoal
+    question: str  # with the parents' answers filled in
+    original_question: str
+    # the loop
+    round: int
+    rounds_run: int  # rounds that searched (a round stopped before its search does not count)
+    queries: list[str]  # every query searched so far
+    fresh: list[str]  # this round's queries
+    seen: list[str]  # candidate ids already put in front of this sub-goal
+    candidates: list[Candidate]  # this round's new candidates
+    kept: list[Evidence]
+    verdict: RoundVerdict | None
+    belief: Belief | None
+    gain: float
+    best: BestAnswer | None
+    low_gain: int
+    stop: str | None
+    # output, merged into the run's state
+    results: Annotated[dict[str, SubGoalResult], merge_dicts]
+    evidence: Annotated[dict[str, Evidence], merge_evidence]
+    replan_requested: Annotated[list[str], operator.add]
+
+
+class ResearchOutput(TypedDict, total=False):
+    results: Annotated[dict[str, SubGoalResult], merge_dicts]
+    evidence: Annotated[dict[str, Evidence], merge_evidence]
+    replan_requested: Annotated[list[str], operator.add]
