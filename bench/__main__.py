@@ -3,7 +3,8 @@
 Each benchmark's `run(...)` is called `--repeats` times; every number it returns becomes a row with the
 median over the repeats and the min and max (a figure that is already a median of its own repeats is
 summarised again). A benchmark that cannot run here (no embedded model, no HTML corpus) is listed with why.
-`--data` (the HotpotQA dev-500 folder) adds retrieval quality on the real pooled corpus.
+`--data` (the HotpotQA dev-500 folder) adds retrieval quality on the real pooled corpus, and the pipeline
+against its single-search ceiling with the grounded reader (bench/pipeline_ceiling.py, on dev_ids.txt).
 
     .venv/bin/python -m bench --quick
     .venv/bin/python -m bench --data /work/shared/data/hotpotqa_dev_distractor_500 --json bench.json
@@ -39,7 +40,9 @@ SUITE: list[tuple[str, dict, dict]] = [
 ]  # fmt: skip
 DATA_SUITE: list[tuple[str, Callable[[Path], dict], Callable[[Path], dict]]] = [
     ("retrieval_quality", lambda d: {"data_path": d}, lambda d: {"data_path": d, "modes": ("bm25", "hybrid")}),
-]
+    ("pipeline_ceiling", lambda d: {"data": d, "ids": d / "dev_ids.txt"},
+     lambda d: {"data": d, "ids": d / "dev_ids.txt", "limit": 10}),
+]  # fmt: skip
 
 
 def numeric_leaves(value: Any, prefix: str = "") -> dict[str, float]:
