@@ -1,4 +1,5 @@
-"""Secrets never reach disk: the configured API key, secret env vars, auth headers, configured patterns."""
+"""Secrets never reach disk: the configured API key, secret env vars, auth headers, configured patterns, the
+credential patterns of issue 13; page text keeps its words."""
 
 import json
 import os
@@ -6,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from deepsearch.agent.config import load_settings
 from deepsearch.agent.llm.fake import FakeBackend
-from deepsearch.traces.redact import MASK, Redactor
+from deepsearch.agent.masking import mask_text
+from deepsearch.traces.redact import MASK, Redactor, secrets_from_env
 from deepsearch.traces.session import start_run_recording
 
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.redaction_cases import ENV, ENV_SECRETS, FREE_TEXT, LEAK, LEAK_STORED, PAGE, SECRET_KEYS
 
 API_KEY = "sk-live-0123456789abcdefXYZ"
 ENV_TOKEN = "ghp_envtoken_998877665544"
@@ -84,3 +88,75 @@ def test_ask_with_an_api_key_never_writes_it(cli_env):
         assert sent["authorization"] == f"Bearer {key}"  # the key was really in use
     traces = Path(cli_env["DEEPSEARCH_TRACES_DIR"])
     assert json.loads(out.stdout)["trace_id"] and key.encode() not in _all_bytes(traces)
+
+
+# ---- the patterns (issue 13): each masked, names kept, ordinary text and page text left alone ------------------
+
+
+@pytest.mark.parametrize("label", FREE_TEXT)
+def test_each_credential_pattern_is_masked_in_free_text(label):
+    text, secret = FREE_TEXT[label]
+    r = Redactor()
+    for masked in (r.text(text), mask_text(text), r.serialize({"note": text})):  # serialize: the pre-check sees it
+        assert secret not in masked and MASK in masked, (label, masked)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("export OPENAI_API_KEY=Zq8xW3vT9pL2mN7rQ", "export OPENAI_API_KEY=***"),
+        ("GET https://api.example.com/v1?token=q7Yw2Lx9Kp4&page=2", "GET https://api.example.com/v1?token=***&page=2"),
+        ("connect to https://alice:Tr0ub4dor3x@db.example.com/x", "connect to https://***@db.example.com/x"),
+        ("Cookie: sessionid=c00k1eV4lue; theme=dark", "Cookie: ***"),
+    ],
+)
+def test_masking_keeps_the_names_so_the_line_still_reads(text, shown):
+    assert Redactor().text(text) == shown
+
+
+def test_secret_named_keys_are_masked_and_counts_are_not():
+    data = {**SECRET_KEYS, "max_tokens": 512, "prompt_tokens": 3, "tokens": 7, "author": "Jane", "tokenizer": "o200k"}
+    out = Redactor().redact(data)
+    assert all(out[k] == MASK for k in SECRET_KEYS)
+    assert {k: out[k] for k in data if k not in SECRET_KEYS} == {k: data[k] for k in data if k not in SECRET_KEYS}
+
+
+def test_secret_env_names_give_their_values_but_the_working_directory_is_not_one():
+    found = secrets_from_env(ENV)
+    assert set(ENV_SECRETS) <= set(found) and ENV["DATABASE_URL"] in found
+    assert ENV["PWD"] not in found
+    masked = Redactor(found).text(f"cd {ENV['PWD']}; key {ENV_SECRETS[0]}, pat {ENV_SECRETS[1]}, db {ENV_SECRETS[2]}")
+    assert masked == f"cd {ENV['PWD']}; key ***, pat ***, db ***"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Token: the smallest unit a tokenizer emits",
+        "prompt_tokens: 220, evidence_token_budget=400",
+        "the author=Smith wrote it; secretary: John Smith",
+        "https://example.org/a?page=2&api-version=2024-01-01",
+        "Trade with Asia grew; see the passage on keys.",
+    ],
+)
+def test_ordinary_text_is_left_alone(text):
+    assert Redactor().text(text) == text
+
+
+def test_page_text_keeps_its_words_and_loses_only_credential_shapes():
+    r = Redactor()
+    assert r.text(PAGE) != PAGE  # as our own text the context patterns would fire on it...
+    stored = r.redact({"hash": "h1", "text": PAGE + LEAK, "url": "https://x.example/?token=q7Yw2Lx9Kp4"})
+    assert stored["text"] == PAGE + LEAK_STORED  # ...as page text only the AWS key id goes
+    assert stored["url"] == "https://x.example/?token=***"  # the record's other fields are ours
+    result = r.redact({"url": "https://x.example/", "title": "Password: reset", "snippet": PAGE, "content_hash": None})
+    quote = r.redact({"n": 1, "evidence_id": "e1", "source": "s", "quote": PAGE})
+    assert result["snippet"] == PAGE and result["title"] == "Password: reset" and quote["quote"] == PAGE
+
+
+@pytest.mark.parametrize("tag", ["evidence", "passage"])
+def test_the_body_of_an_evidence_block_in_a_prompt_is_page_text(tag):
+    prompt = f'Our password: hunter2x\n<{tag} id="1" source="https://x.example/?token=q7Yw2Lx9Kp4">\n{PAGE}\n</{tag}>\nEnd.'
+    out = Redactor().text(prompt)
+    assert f"\n{PAGE}\n" in out
+    assert "hunter2x" not in out and "q7Yw2Lx9Kp4" not in out

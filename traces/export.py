@@ -22,6 +22,7 @@ from .messages import ReasoningMode, to_messages, to_sharegpt
 from .pairs import preference_pairs, role_pairs
 from .reader import find_log, load_trajectory
 from .recorder import RUNS_DIR
+from .redact import Redactor, secrets_from_env
 from .schema import Trajectory
 
 ExportFormat = Literal["messages", "sharegpt", "roles", "dpo"]
@@ -84,6 +85,13 @@ def _sample_text(sample: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _redacted(traj: Trajectory, redactor: Redactor) -> Trajectory:
+    """The run with the recorder's masking applied again (page text keeps its words, as when recorded)."""
+    data = traj.model_dump(mode="json")
+    clean = redactor.clean(data)
+    return traj if clean is data else Trajectory.model_validate(clean)
+
+
 def _target(out: Path, fmt: str, group: str, split: str) -> Path:
     suffix = f".{split}.jsonl" if split else ".jsonl"
     if fmt == "roles":
@@ -102,7 +110,15 @@ def _write_parquet(path: Path) -> Path:
     return target
 
 
-def export(traces_dir: Path, out: Path, opts: ExportOptions, trace_ids: list[str] | None = None) -> ExportSummary:
+def export(
+    traces_dir: Path,
+    out: Path,
+    opts: ExportOptions,
+    trace_ids: list[str] | None = None,
+    redactor: Redactor | None = None,
+) -> ExportSummary:
+    """Write the samples. Each run passes `redactor` again (default: env secrets and the built-in patterns), so a
+    log written by an older version, by another tool or before a pattern was configured leaks nothing."""
     if opts.format == "sharegpt" and opts.reasoning == "field":
         raise UsageError("sharegpt has no reasoning field: use --reasoning think or --reasoning drop")
     if opts.parquet:
@@ -112,6 +128,7 @@ def export(traces_dir: Path, out: Path, opts: ExportOptions, trace_ids: list[str
             raise UsageError("--parquet needs pyarrow: pip install 'deepsearch[parquet]'") from None
     if opts.format == "roles" and out.exists() and not out.is_dir():
         raise UsageError(f"--format roles writes one file per role: -o must be a directory, {out} is a file")
+    redactor = redactor or Redactor(secrets_from_env())
     runs = TraceIndex(traces_dir).sync()
     if trace_ids:
         wanted = {find_log(traces_dir, t).stem for t in trace_ids}
@@ -125,7 +142,7 @@ def export(traces_dir: Path, out: Path, opts: ExportOptions, trace_ids: list[str
     lengths: list[int] = []
     try:
         for run in selected:
-            traj = load_trajectory(Path(traces_dir).expanduser() / RUNS_DIR / run.file)
+            traj = _redacted(load_trajectory(Path(traces_dir).expanduser() / RUNS_DIR / run.file), redactor)
             split = ("val" if is_validation(traj.question, opts.val_fraction) else "train") if opts.val_fraction else ""
             for group, sample in _samples(traj, opts):
                 path = _target(out, opts.format, group, split)

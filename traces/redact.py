@@ -1,9 +1,19 @@
-"""Keep secrets out of trajectories: known secret values, credential-looking text, and secret-named keys.
+"""Keep secrets out of trajectories: known secret values, credential patterns, and secret-named keys.
+
+What is masked where (the patterns are in agent/masking.py):
+- known secret values (the configured API key, secret-named env vars, passwords in env URLs), credential
+  shapes (AKIA…, ghp_…, hf_…, JWTs, PEM keys) and configured patterns: in every string;
+- context patterns (`password: …`, `OPENAI_API_KEY=…`, `Cookie:`, `https://user:pw@host`, `?token=…`): in
+  every string except page text, where they would corrupt what was read ("Password: at least 8
+  characters"). Page text is a stored page (`Content.text`), a search result's title and snippet, an
+  evidence passage or a citation's quote, and the body of an `<evidence>`/`<passage>` block in a prompt
+  (the blocks neutralise their own delimiters, so a body is page text only);
+- any value under a secret-named key (`api_key`, `openai_api_key`, `token`, `auth`, `cookie`, …).
 
 Masking walks the event's data before it is serialised (never the JSON text, where a pattern could
 cut through an escape sequence), so every string that reaches disk has been checked. The walk is
 most of the recorder's cost, so `serialize` first looks for any trace of a secret in the JSON line
-(a known value in raw or escaped form, or a word every built-in pattern and secret key contains) and
+(a known value in raw or escaped form, or a telltale word every built-in pattern match contains) and
 walks only when one is there. Configured patterns cannot be pre-checked on JSON text: with any
 configured, every event is walked.
 """
@@ -15,39 +25,62 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-MASK = "***"
+from deepsearch.agent.masking import MASK, has_telltale, mask_context, mask_shapes, scrub
 
-# Credentials in free text: HTTP auth headers, bearer tokens, key=value secrets in URLs or configs.
-BUILTIN_PATTERNS = (
-    r"(?i:\b(?:proxy-)?authorization\b\s*[:=]\s*(?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;]+)",
-    r"(?i:\bbearer\s+[A-Za-z0-9._~+/=-]{8,})",
-    r"(?i:\b(?:api[_-]?key|access[_-]?token|client[_-]?secret|password)\b[\"']?\s*[:=]\s*[\"']?[^\s\"'&,;]{4,})",
-    r"\bsk-[A-Za-z0-9_-]{16,}",
-)
-# A dict value under one of these keys is masked whatever it looks like.
+__all__ = ["MASK", "Redactor", "secrets_from_env"]
+
+# A dict value under one of these keys is masked whatever it looks like (`tokens`, `max_tokens` are kept).
 SECRET_KEY = re.compile(
-    r"(?i)^(?:(?:proxy-)?authorization|x-api-key|api[_-]?key|access[_-]?token|password|passwd|secret"
-    r"|client[_-]?secret|cookie)$"
+    r"(?i)^(?:[\w.]*[_.-])?(?:(?:proxy-)?authorization|x-api-key|api[_-]?key|apikey|access[_-]?key(?:[_-]?id)?"
+    r"|secret[_-]?(?:access[_-]?)?key|private[_-]?key|token|auth|password|passwd|pwd|passphrase|secret"
+    r"|client[_-]?secret|cookie|set-cookie|credentials?|pat|dsn|database[_-]?url|connection[_-]?string)$"
 )
-# Lower-case words of which every built-in pattern match and every secret key contains one.
-TELLTALE_WORDS = (
-    "authorization", "bearer", "api_key", "api-key", "apikey", "access_token", "access-token", "accesstoken",
-    "secret", "password", "passwd", "cookie", "sk-",
-)  # fmt: skip
-# Environment variables whose values are treated as secrets wherever they appear.
-SECRET_ENV_NAME = re.compile(r"(?i)(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
+# Environment variables whose values are secrets wherever they appear. PWD (the working directory) is not.
+SECRET_ENV_NAME = re.compile(
+    r"(?i)(?:^|_)(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|DSN|DATABASE_URL|CONNECTION_STRING)$"
+    r"|_(?:KEY|PAT|PWD|PASS|AUTH)$"
+)
 MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 _KEY_CACHE_MAX = 4096
+_BLOCK = re.compile(r"(<(evidence|passage)\b[^>\n]*>)(.*?)(</\2>)", re.S)
+
+
+def _url_passwords(value: str) -> list[str]:
+    """The password of a URL's userinfo (the user name is not secret: "postgres" would mask ordinary text)."""
+    try:
+        netloc = urlsplit(value.strip()).netloc
+    except ValueError:
+        return []
+    userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
+    password = userinfo.partition(":")[2]
+    return [password] if password else []
 
 
 def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of secret-named variables, and the passwords inside any URL-valued variable (HTTP_PROXY=…)."""
     environ = os.environ if environ is None else environ
-    return [v for k, v in environ.items() if SECRET_ENV_NAME.search(k) and len(v) >= MIN_SECRET_LEN]
+    found = [v for k, v in environ.items() if SECRET_ENV_NAME.search(k)]
+    found += [p for v in environ.values() if "://" in v and "@" in v for p in _url_passwords(v)]
+    return [s for s in found if len(s) >= MIN_SECRET_LEN]
 
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _page_fields(d: dict) -> tuple[str, ...]:
+    """The keys of `d` that hold page text, recognised by the shape of the record they belong to."""
+    if "hash" in d and "text" in d:
+        return ("text",)  # Content
+    if "content_hash" in d or "snippet" in d:
+        return ("title", "snippet")  # ResultItem
+    if "evidence_id" in d and "quote" in d:
+        return ("quote",)  # Citation
+    if "candidate_id" in d and "evidence" in d:
+        return ("evidence",)  # the reranker's EvidencePassage
+    return ()
 
 
 class Redactor:
@@ -57,7 +90,6 @@ class Redactor:
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
         self._secret_forms = {form for s in self.secrets for form in (s, json.dumps(s, ensure_ascii=False)[1:-1])}
-        self.builtin = re.compile("|".join(BUILTIN_PATTERNS))
         self.patterns = [re.compile(p) for p in patterns]  # kept apart so their own inline flags work
         self._secret_keys: dict[str, bool] = {}
 
@@ -70,26 +102,43 @@ class Redactor:
             secrets.append(key.get_secret_value())
         return cls(secrets, settings.traces.redact_patterns)
 
-    def serialize(self, data: Any) -> str:
-        """One JSON line (no newline) with every secret masked."""
-        line = _dumps(data)
+    def serialize(self, data: Any, *, compact: bool = True) -> str:
+        """One JSON line (no newline) with every secret masked; `compact=False` keeps json.dumps' spacing."""
+        dumps = _dumps if compact else lambda d: json.dumps(d, ensure_ascii=False)
+        line = dumps(data)
         if self.patterns or self._may_hold_secret(line):
-            line = _dumps(self.redact(data))
+            line = dumps(self.redact(data))
         return line
 
-    def _may_hold_secret(self, line: str) -> bool:
-        lower = line.lower()
-        return any(w in lower for w in TELLTALE_WORDS) or any(s in line for s in self._secret_forms)
+    def clean(self, data: Any) -> Any:
+        """`data` itself when nothing in it can be a secret, else a redacted copy."""
+        return self.redact(data) if self.patterns or self._may_hold_secret(_dumps(data)) else data
 
-    def text(self, value: str) -> str:
-        for secret in self.secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
-        if self._may_hold_secret(value):
-            value = self.builtin.sub(MASK, value)
+    def _may_hold_secret(self, line: str) -> bool:
+        return has_telltale(line.lower()) or any(s in line for s in self._secret_forms)
+
+    def text(self, value: str, *, page: bool = False) -> str:
+        """`value` masked; `page=True` for page text: known values, credential shapes and configured patterns only."""
+        value = scrub(value, (s for s in self.secrets if s in value))
+        if has_telltale(value.lower(), context=not page):
+            value = mask_shapes(value)
+            if not page:
+                value = self._outside_blocks(value)
         for pattern in self.patterns:
             value = pattern.sub(MASK, value)
         return value
+
+    @staticmethod
+    def _outside_blocks(value: str) -> str:
+        """Context patterns on our own text; the bodies of evidence/passage blocks are page text and kept."""
+        if "<evidence" not in value and "<passage" not in value:
+            return mask_context(value)
+        out, done = [], 0
+        for m in _BLOCK.finditer(value):
+            out += [mask_context(value[done : m.start()] + m.group(1)), m.group(3), m.group(4)]
+            done = m.end()
+        out.append(mask_context(value[done:]))
+        return "".join(out)
 
     def _is_secret_key(self, key: str) -> bool:
         known = self._secret_keys.get(key)
@@ -99,15 +148,18 @@ class Redactor:
                 self._secret_keys[key] = known
         return known
 
-    def redact(self, data: Any) -> Any:
+    def redact(self, data: Any, *, page: bool = False) -> Any:
         """A copy of `data` with secrets masked in every string and under every secret-named key."""
         if isinstance(data, str):
-            return self.text(data)
+            return self.text(data, page=page)
         if isinstance(data, dict):
+            pages = _page_fields(data)
             return {
-                k: (MASK if v and isinstance(k, str) and self._is_secret_key(k) else self.redact(v))
+                k: MASK
+                if v and not isinstance(v, bool) and isinstance(k, str) and self._is_secret_key(k)
+                else self.redact(v, page=page or k in pages)
                 for k, v in data.items()
             }
         if isinstance(data, list | tuple):
-            return [self.redact(v) for v in data]
+            return [self.redact(v, page=page) for v in data]
         return data

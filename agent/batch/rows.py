@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field
 
+from ...traces.redact import Redactor, secrets_from_env
 from ...traces.schema import Scores
 from ..result import AskResult, RunUsage
 
@@ -18,10 +18,12 @@ class BatchRow(AskResult):
     error: str | None = Field(None, description="why the question failed; the termination says error_<kind>")
     meta: dict[str, Any] = Field(default_factory=dict, description="dataset fields (eval), e.g. hops, gold passages")
 
-    def to_line(self) -> bytes:
+    def to_line(self, redactor: Redactor | None = None) -> bytes:
+        """The JSON line, secrets masked as in trajectories (default: env secrets and the built-in patterns)."""
         data = self.model_dump(mode="json", exclude_none=False)
         ordered = {"id": data.pop("id"), **data}  # id first: easy to read and to grep
-        return (json.dumps(ordered, ensure_ascii=False) + "\n").encode("utf-8")
+        redactor = redactor or Redactor(secrets_from_env())
+        return (redactor.serialize(ordered, compact=False) + "\n").encode("utf-8")
 
 
 def failed_row(
