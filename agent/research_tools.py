@@ -120,7 +120,7 @@ class ResearchTools:
             "web_search",
             {"query": outcome.query},
             success=outcome.status != "unavailable",
-            error=outcome.message if outcome.status == "unavailable" else None,
+            error=outcome.message or None,  # also why it fell back, or that "nothing" may be a block
             latency_s=outcome.elapsed_ms / 1000,
             results=[
                 {"url": r.url, "title": r.title, "snippet": r.snippet, "score": 1 / r.rank} for r in outcome.results

@@ -4,6 +4,9 @@ One `RateLimiter` per engine is shared by every caller in the process (`shared_l
 parallel sub-goals, the CLI and the langchain tools all queue behind the same clock. Slots are
 reserved under a thread lock (held for microseconds) and waited for with `asyncio.sleep`, so the
 limiter works across threads and across successive event loops without blocking any of them.
+
+A limiter also keeps the engine's standing: each failure in a row that says "not now" (a rate limit,
+a block, an empty answer that may be one) backs it off for longer, with jitter, until one request succeeds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ class RateLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._next_slot = 0.0
+        self._strikes = 0  # failures in a row since the last success
+        self._backed_off_until = 0.0
+        self.backoff_cause: Exception | None = None
 
     def reserve(self) -> float:
         """Claim the next free slot; returns how many seconds the caller must wait for it."""
@@ -38,6 +44,27 @@ class RateLimiter:
         """Keep every caller away for `seconds` from now (after the engine said "slow down")."""
         with self._lock:
             self._next_slot = max(self._next_slot, self._clock() + seconds)
+
+    def back_off(self, cause: Exception, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+        """Keep every caller away after `cause`, for longer after each failure in a row; returns the delay."""
+        with self._lock:
+            delay = backoff_delay(self._strikes, base_s, max_s, rng)
+            self._strikes += 1
+            until = self._clock() + delay
+            self._next_slot = max(self._next_slot, until)
+            self._backed_off_until = max(self._backed_off_until, until)
+            self.backoff_cause = cause
+        return delay
+
+    def backed_off_for(self) -> float:
+        """Seconds left of the current back-off; 0 when the engine is in good standing."""
+        with self._lock:
+            return max(0.0, self._backed_off_until - self._clock())
+
+    def recovered(self) -> None:
+        """A request succeeded: the next failure starts the back-off from the bottom again."""
+        with self._lock:
+            self._strikes, self._backed_off_until, self.backoff_cause = 0, 0.0, None
 
     async def wait(self, sleep: Sleep = asyncio.sleep) -> float:
         delay = self.reserve()

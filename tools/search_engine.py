@@ -27,6 +27,19 @@ class EngineTimeout(EngineError):
     """The engine did not answer in time: retry later."""
 
 
+class Blocked(EngineError):
+    """The engine refused us (HTTP 403): retrying now will not help; back it off and ask another engine."""
+
+
+class EmptyAnswer(EngineError):
+    """The engine answered nothing, and cannot say whether that is an empty web or a block in disguise.
+
+    ddgs reports an engine's 202 bot check, 403 and 429 exactly like a page without results, so an empty
+    answer is never taken as final: the next engine is asked, this one is backed off, and the outcome is
+    cached only briefly.
+    """
+
+
 class SearchEngine(Protocol):
     name: str
 

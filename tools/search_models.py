@@ -26,7 +26,7 @@ class SearchOutcome(BaseModel):
     query: str = Field(description="the query as sent, after the length guard")
     results: list[SearchResult] = Field(default_factory=list)
     provider: str = Field("", description="ddgs or searxng: who answered, or who was tried last")
-    message: str = Field("", description="why the search is unavailable, or notes such as a fallback")
+    message: str = Field("", description="why the search is unavailable, or why it fell back or may be incomplete")
     attempts: int = Field(0, description="requests made, retries and fallback included")
     query_truncated: bool = False
     from_cache: bool = False
@@ -37,6 +37,7 @@ class SearchOutcome(BaseModel):
         if self.status == "unavailable":
             return self.message
         if self.status == "no_results":
-            return f"no results for: {self.query}"
+            # The message says when "nothing" may be an engine blocking us rather than an empty web.
+            return f"no results for: {self.query}" + (f" ({self.message})" if self.message else "")
         lines = [f"[{r.rank}] {r.title}\n{r.url}\n{r.snippet}".rstrip() for r in self.results]
         return "\n\n".join(lines)

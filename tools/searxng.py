@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from .search_engine import EngineError, EngineTimeout, RateLimited, SearchParams
+from .search_engine import EmptyAnswer, EngineError, EngineTimeout, RateLimited, SearchParams
 
 _TIME_RANGES = {"d": "day", "w": "week", "m": "month", "y": "year"}
 _SAFE_SEARCH = {"off": "0", "moderate": "1", "on": "2"}
@@ -71,4 +71,18 @@ class SearxngEngine:
         results = payload.get("results") if isinstance(payload, dict) else None
         if not isinstance(results, list):
             raise EngineError(f"SearXNG at {self.base_url} returned JSON without a results list")
-        return [r for r in results if isinstance(r, dict)]
+        found = [r for r in results if isinstance(r, dict)]
+        if not found and (silent := _unresponsive(payload)):
+            # SearXNG's own engines were blocked or timed out: "nothing" is not an answer to keep.
+            raise EmptyAnswer(f"SearXNG at {self.base_url} found nothing; unresponsive engines: {silent}")
+        return found
+
+
+def _unresponsive(payload: dict[str, Any]) -> str:
+    """SearXNG lists engines that failed as [name, reason] pairs, e.g. ["brave", "too many requests"]."""
+    pairs = payload.get("unresponsive_engines")
+    if not isinstance(pairs, list):
+        return ""
+    return ", ".join(
+        f"{p[0]} ({p[1]})" if len(p) > 1 else str(p[0]) for p in pairs if isinstance(p, list | tuple) and p
+    )

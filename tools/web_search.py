@@ -1,4 +1,4 @@
-"""`web_search`: query guard → cache → engine (rate-limited, retried with backoff) → fallback engine → outcome.
+"""`web_search`: query guard → cache → engine (rate-limited, backed off, retried) → fallback engine → outcome.
 
 `WebSearch` is the async API the graph uses; `build_web_search_tool` wraps it as a langchain-core
 tool, and `web_search` is that tool built from the user's settings, usable on its own.
@@ -19,8 +19,16 @@ from pydantic import BaseModel, Field
 from ..agent.config import SearchSettings, load_settings
 from ..agent.errors import ConfigError
 from .ddgs_engine import DdgsEngine
-from .rate_limit import RateLimiter, Sleep, backoff_delay, shared_limiter
-from .search_engine import EngineError, EngineTimeout, RateLimited, SearchEngine, SearchParams
+from .rate_limit import RateLimiter, Sleep, shared_limiter
+from .search_engine import (
+    Blocked,
+    EmptyAnswer,
+    EngineError,
+    EngineTimeout,
+    RateLimited,
+    SearchEngine,
+    SearchParams,
+)
 from .search_models import SearchOutcome
 from .search_normalize import guard_query, normalize_results
 from .searxng import SearxngEngine
@@ -44,7 +52,12 @@ def engines_from_settings(settings: SearchSettings) -> list[SearchEngine]:
 
 
 class WebSearch:
-    """Searches the web with the configured engines; never returns an empty list for a failure."""
+    """Searches the web with the configured engines; never returns an empty list for a failure.
+
+    An engine that answers nothing (EmptyAnswer), refuses (Blocked) or keeps rate-limiting is backed off and
+    the next engine is asked; an engine still backed off is skipped while a later one can answer. Answers
+    that needed a fallback or came back empty are cached for `empty_ttl_s` only; "unavailable" never.
+    """
 
     def __init__(
         self,
@@ -61,7 +74,9 @@ class WebSearch:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.settings = settings
-        self.cache = TTLCache(cache_dir / "web_search.sqlite", "web_search", settings.cache_ttl_s)
+        path = cache_dir / "web_search.sqlite"
+        self.cache = TTLCache(path, "web_search", settings.cache_ttl_s)
+        self.brief_cache = TTLCache(path, "web_search_brief", min(settings.empty_ttl_s, settings.cache_ttl_s))
         self._limiter_for = limiter_for
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -89,63 +104,88 @@ class WebSearch:
         use_cache = s.use_cache if use_cache is None else use_cache
         key = cache_key([e.ident for e in self.engines], params.query, params.region, params.time_range,
                         params.safe_search, params.max_results)  # fmt: skip
-        if use_cache and (cached := await self.cache.get(key)):
+        if use_cache and (cached := await self.cache.get(key) or await self.brief_cache.get(key)):
             outcome = SearchOutcome.model_validate_json(cached)
             return outcome.model_copy(update={"from_cache": True, "elapsed_ms": _ms(started)})
 
-        outcome = await self._search_engines(params)
+        outcome, clean = await self._search_engines(params)
         outcome.query_truncated = truncated
         outcome.elapsed_ms = _ms(started)
         if use_cache and outcome.status != "unavailable":
-            await self.cache.put(key, outcome.model_dump_json())
+            # An answer reached only past a failing engine, or an empty one, may differ in minutes: keep it briefly.
+            await (self.cache if clean else self.brief_cache).put(key, outcome.model_dump_json())
         return outcome
 
-    async def _search_engines(self, params: SearchParams) -> SearchOutcome:
-        failures: list[str] = []
+    async def _search_engines(self, params: SearchParams) -> tuple[SearchOutcome, bool]:
+        """The outcome, and whether it came clean from the first engine (so it may be cached for the full TTL)."""
+        failures: list[EngineError] = []
         attempts = 0
-        for engine in self.engines:
-            raw, failure, tries = await self._with_retries(engine, params)
+        for index, engine in enumerate(self.engines):
+            raw, failure, tries = await self._with_retries(engine, params, has_next=index + 1 < len(self.engines))
             attempts += tries
-            if raw is None:
+            if failure is not None:
                 failures.append(failure)
                 continue
             results = normalize_results(raw, engine.name, params.max_results)
-            return SearchOutcome(
+            outcome = SearchOutcome(
                 status="ok" if results else "no_results",
                 query=params.query,
                 results=results,
                 provider=engine.name,
-                message=f"fallback after: {'; '.join(failures)}" if failures else "",
+                message=f"fallback after: {_joined(failures)}" if failures else "",
                 attempts=attempts,
             )
+            return outcome, not failures
         if len(self.engines) == 1 and self.engines[0].name == "ddgs":
-            failures.append("no fallback configured (set search.searxng_url)")
-        return SearchOutcome(
-            status="unavailable",
-            query=params.query,
-            provider=self.engines[-1].name,
-            message="web search unavailable: " + "; ".join(failures),
-            attempts=attempts,
-        )
+            hint = "no fallback configured (set search.searxng_url)"
+        else:
+            hint = ""
+        last = self.engines[-1].name
+        if all(isinstance(f, EmptyAnswer) for f in failures):
+            # Every engine came back empty: report no results, but say it may be a block and keep it briefly.
+            message = "; ".join(filter(None, [_joined(failures), hint]))
+            return SearchOutcome(status="no_results", query=params.query, provider=last, message=message,
+                                 attempts=attempts), False  # fmt: skip
+        message = "web search unavailable: " + "; ".join(filter(None, [_joined(failures), hint]))
+        return SearchOutcome(status="unavailable", query=params.query, provider=last, message=message,
+                             attempts=attempts), False  # fmt: skip
 
-    async def _with_retries(self, engine: SearchEngine, params: SearchParams) -> tuple[list[dict] | None, str, int]:
-        """Returns (raw results, "", tries) or (None, why it failed, tries)."""
+    async def _with_retries(
+        self, engine: SearchEngine, params: SearchParams, *, has_next: bool
+    ) -> tuple[list[dict], None, int] | tuple[None, EngineError, int]:
+        """Returns (raw results, None, tries) or (None, the failure, tries)."""
         s = self.settings
         limiter = self._limiter_for(engine.limiter_key(), s.min_interval_s)
+        if has_next and (left := limiter.backed_off_for()) > 0:
+            # Still backed off after a recent failure: let the next engine answer rather than wait.
+            cause = limiter.backoff_cause
+            kind = type(cause) if isinstance(cause, EngineError) else EngineError
+            return None, kind(f"{engine.name} skipped, backed off {left:.1f}s more after: {cause}"), 0
         for attempt in range(s.max_retries + 1):
             await limiter.wait(self._sleep)
             try:
-                return await engine.search_once(params), "", attempt + 1
+                raw = await engine.search_once(params)
             except (RateLimited, EngineTimeout) as e:
-                if attempt == s.max_retries:
-                    return None, f"{e} (gave up after {attempt + 1} attempts)", attempt + 1
-                delay = backoff_delay(attempt, s.backoff_base_s, s.backoff_max_s, self._rng)
-                log.info("%s; retry %d/%d in %.1fs", e, attempt + 1, s.max_retries, delay)
                 # Every caller backs off, not only this one: the next request waits for the delay.
-                limiter.push_back(delay)
+                delay = limiter.back_off(e, s.backoff_base_s, s.backoff_max_s, self._rng)
+                if attempt == s.max_retries:
+                    tries = f"{attempt + 1} attempts" if attempt else "1 attempt"
+                    return None, type(e)(f"{e} (gave up after {tries})"), attempt + 1
+                log.info("%s; retry %d/%d in %.1fs", e, attempt + 1, s.max_retries, delay)
+            except (Blocked, EmptyAnswer) as e:
+                # Asking again at once will not change the answer: back off, and let the next engine try.
+                limiter.back_off(e, s.backoff_base_s, s.backoff_max_s, self._rng)
+                return None, e, attempt + 1
             except EngineError as e:
-                return None, str(e), attempt + 1
+                return None, e, attempt + 1
+            else:
+                limiter.recovered()
+                return raw, None, attempt + 1
         raise AssertionError("unreachable")  # the loop always returns
+
+
+def _joined(failures: list[EngineError]) -> str:
+    return "; ".join(str(f) for f in failures)
 
 
 def _ms(started: float) -> float:
