@@ -1,4 +1,4 @@
-"""SearXNG's JSON API against a local HTTP server: alone, and as the fallback when ddgs is rate-limited."""
+"""SearXNG's JSON API on a local HTTP server (the fallback behind the real ddgs: tests/test_web_ddgs_real.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import socket
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from ddgs.exceptions import RatelimitException
 from deepsearch.agent.config import SearchSettings
-from deepsearch.tools.ddgs_engine import DdgsEngine
 from deepsearch.tools.rate_limit import RateLimiter
-from deepsearch.tools.searxng import SearxngEngine, searxng_language
+from deepsearch.tools.searxng import searxng_language
 from deepsearch.tools.web_search import WebSearch, engines_from_settings
 
-from tests.fakes.search import FakeDDGS, Recorder, searxng_route
+from tests.fakes.search import Recorder, searxng_empty, searxng_route
 from tests.fakes.web_server import LocalWebServer, page
 
 
@@ -91,15 +89,22 @@ async def test_unreachable_searxng_is_unavailable(tmp_path):
     assert outcome.status == "unavailable" and "unreachable" in outcome.message
 
 
-async def test_searxng_is_the_fallback_when_ddgs_is_rate_limited(searxng, tmp_path):
-    searxng_route(searxng)
-    settings = settings_for(searxng, provider="ddgs", max_retries=1)
-    fake = FakeDDGS(RatelimitException("202 Ratelimit"), RatelimitException("202 Ratelimit"))
-    engines = [DdgsEngine(["auto"], 5, ddgs_factory=fake), SearxngEngine(settings.searxng_url, 5)]
-    outcome = await make_search(tmp_path, settings, engines).search("nile")
-    assert outcome.status == "ok" and outcome.provider == "searxng" and outcome.attempts == 3
-    assert outcome.message.startswith("fallback after: ddgs rate-limited")
-    assert len(fake.calls) == 2 and len(searxng.paths()) == 1
+async def test_searxng_with_its_engines_unresponsive_is_an_empty_answer_kept_briefly(searxng, tmp_path):
+    searxng_empty(searxng, [["brave", "too many requests"], ["duckduckgo", "CAPTCHA"]])
+    search = make_search(tmp_path, settings_for(searxng, use_cache=True, empty_ttl_s=120))
+    outcome = await search.search("nile")
+    assert outcome.status == "no_results" and outcome.attempts == 1  # an empty answer is not retried
+    assert outcome.message == (
+        f"SearXNG at {searxng.url('')} found nothing; unresponsive engines: brave (too many requests), "
+        "duckduckgo (CAPTCHA)"
+    )
+    assert (await search.search("nile")).from_cache and search.brief_cache.ttl_s == 120
+
+
+async def test_searxng_empty_with_every_engine_answering_is_a_real_no_results(searxng, tmp_path):
+    searxng_empty(searxng, [])
+    outcome = await make_search(tmp_path, settings_for(searxng)).search("nile")
+    assert (outcome.status, outcome.message) == ("no_results", "")
 
 
 def test_engine_order_from_settings(searxng):

@@ -1,16 +1,32 @@
-"""Stand-ins for search engines: a scripted ddgs.DDGS, a SearXNG JSON endpoint, and a sleep that only records."""
+"""Stand-ins for search engines: scripted ddgs.DDGS and engine doubles, a SearXNG JSON endpoint, a sleep that records.
+
+Doubles only do what the real thing does: the real ddgs against local engine pages is in tests/fakes/ddgs_engines.py.
+"""
 
 from __future__ import annotations
 
 import json
 
+from deepsearch.tools.search_engine import EngineError
+
 from tests.fakes.web_server import LocalWebServer, send
 
 
 class FakeDDGS:
-    """Stands in for ddgs.DDGS: each .text() call plays the next step of a script (a result list or an exception)."""
+    """Stands in for ddgs.DDGS where a test only needs result lists: each .text() call plays the next step.
+
+    A step is what ddgs 9's `DDGS.text` really gives: a list of result dicts, or the DDGSException /
+    TimeoutException its `_search_sync` raises. RatelimitException is refused: ddgs 9 never raises it.
+    """
 
     def __init__(self, *script):
+        from ddgs.exceptions import DDGSException, RatelimitException
+
+        for step in script:
+            if isinstance(step, Exception) and (
+                isinstance(step, RatelimitException) or not isinstance(step, DDGSException)
+            ):
+                raise TypeError(f"ddgs 9 never raises {step!r} from DDGS.text")
         self.script = list(script)
         self.calls: list[tuple[str, dict]] = []
         self.constructed: list[dict] = []
@@ -21,6 +37,32 @@ class FakeDDGS:
 
     def text(self, query, **kwargs):
         self.calls.append((query, kwargs))
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+class ScriptedEngine:
+    """A SearchEngine (our own contract, tools/search_engine.py) that plays results or EngineError subclasses."""
+
+    def __init__(self, *script, name: str = "ddgs", key: str = "scripted"):
+        for step in script:
+            if isinstance(step, Exception) and not isinstance(step, EngineError):
+                raise TypeError(f"a SearchEngine raises EngineError subclasses only, not {step!r}")
+        self.name, self._key = name, key
+        self.script = list(script)
+        self.calls: list[str] = []
+
+    @property
+    def ident(self) -> str:
+        return f"{self.name}:{self._key}"
+
+    def limiter_key(self) -> str:
+        return self.ident
+
+    async def search_once(self, params):
+        self.calls.append(params.query)
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
@@ -62,3 +104,9 @@ def searxng_route(server: LocalWebServer, *statuses: int):
         send(req, 200, json.dumps(SEARXNG_ANSWER).encode(), "application/json")
 
     server.routes["/search"] = handler
+
+
+def searxng_empty(server: LocalWebServer, unresponsive: list[list[str]]):
+    """/search answers 200 with no results and SearXNG's list of engines that failed, e.g. [["brave", "timeout"]]."""
+    answer = {**SEARXNG_ANSWER, "results": [], "unresponsive_engines": unresponsive}
+    server.routes["/search"] = lambda req: send(req, 200, json.dumps(answer).encode(), "application/json")
