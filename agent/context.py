@@ -58,7 +58,15 @@ class RunContext:
 
             self.client.observers.append(observe)
         self.client.gate = self._budget_gate
-        self.failures: list[dict[str, str]] = []  # LLM calls that failed: {role, prompt, kind, error}
+        self.failures: list[dict[str, str]] = []  # LLM calls that failed: {role, kind, error}
+
+        def note_failure(request: LLMRequest, response: LLMResponse | None, error: BaseException | None) -> None:
+            if error is not None:
+                kind = getattr(error, "kind", "llm")
+                kind = kind if kind.startswith("budget_") else f"error_{kind}"
+                self.failures.append({"role": request.role, "kind": kind, "error": str(error)[:300]})
+
+        self.client.observers.append(note_failure)
 
     def _budget_gate(self) -> None:
         if BUDGETED.get() and (spent := self.budget.exhausted()):
@@ -115,7 +123,6 @@ class RunContext:
             )
         except LLMError as e:
             kind = e.kind if e.kind.startswith("budget_") else f"error_{e.kind}"
-            self.failures.append({"role": role, "prompt": prompt, "kind": kind, "error": str(e)[:300]})
             # The failed call itself is in the trajectory: the client's observers record it with its error.
             return StructuredOutcome(value=fallback, status="fallback", error=kind)
         if self.recorder is not None:

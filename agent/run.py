@@ -7,12 +7,12 @@ thread, and turns the final state into the same object `deepsearch ask --json` p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from .budget import Budget, BudgetLimits
+from .checkpoints import open_checkpointer
 from .config import Settings, load_settings
 from .context import RunContext
 from .errors import UsageError
@@ -74,11 +74,15 @@ async def aresearch(
     checkpoint: bool = True,
     clarify: Clarifier | None = None,
     trace_id: str | None = None,
+    resume: bool = False,
 ) -> AskResult:
     """Research a question and answer it with citations. A shared `backend` lets a batch reuse one server pool.
 
     With `clarify` the run is interactive: an ambiguous question pauses the run, `clarify` gets the
     agent's question and its reply goes back into the same run. `trace_id` names the trajectory in advance.
+    With `resume`, a run of `thread_id` that died part-way continues from its last checkpoint (the last
+    completed step of a research round) instead of starting over; its trajectory is a new one whose
+    meta names the thread it resumed (the dead run's own log stays as it was). Budgets count afresh.
     """
     from deepsearch.traces.session import start_run_recording
 
@@ -93,6 +97,10 @@ async def aresearch(
     own_tools = tools is None
     try:
         tools = tools or build_tools(settings, indexes, web)
+        if resume:
+            if not thread_id:
+                raise UsageError("resume needs the thread id of the run to continue")
+            meta = {**(meta or {}), "resumed_thread": thread_id}
         with start_run_recording(
             settings, question, mode="research", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta,
             trace_id=trace_id,
@@ -101,7 +109,8 @@ async def aresearch(
             budget = Budget(budget_limits(settings), client.usage)
             tools.bind(budget, recorder.tool_call, lambda e: ctx.emit(e))
             ctx = RunContext(settings, client, tools, budget, recorder, on_event, interactive=clarify is not None)
-            state = await _invoke(ctx, question, history or [], thread_id or recorder.id, checkpoint, clarify)
+            thread = thread_id or recorder.id
+            state = await _invoke(ctx, question, history or [], thread, checkpoint, clarify, resume)
             result = _result(ctx, state, recorder.id)
             citations = [c.model_dump() for c in result.citations]
             recorder.finish(
@@ -115,33 +124,27 @@ async def aresearch(
             await backend.aclose()
 
 
-@asynccontextmanager
-async def _checkpointer(ctx: RunContext, checkpoint: bool) -> AsyncIterator[Any]:
-    """SQLite checkpoints per thread; without them an interactive run still needs memory to pause in."""
-    if not checkpoint:
-        from langgraph.checkpoint.memory import InMemorySaver
-
-        yield InMemorySaver() if ctx.interactive else None
-        return
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    path = ctx.settings.agent.checkpoint_db
-    path.parent.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        yield saver
-
-
 async def _invoke(
-    ctx: RunContext, question: str, history: list, thread_id: str, checkpoint: bool, clarify: Clarifier | None
+    ctx: RunContext,
+    question: str,
+    history: list,
+    thread_id: str,
+    checkpoint: bool,
+    clarify: Clarifier | None,
+    resume: bool = False,
 ) -> dict:
     from langgraph.types import Command
 
     from .graph import graph as compiled
 
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
-    async with _checkpointer(ctx, checkpoint) as saver:
+    path = ctx.settings.agent.checkpoint_db if checkpoint else None
+    async with open_checkpointer(path, ctx.interactive) as saver:
         graph = compiled.copy(update={"checkpointer": saver})  # compiling anew would cost ~60 ms a run
-        state = await graph.ainvoke({"question": question, "history": history}, config=config, context=ctx)
+        start: Any = {"question": question, "history": history}
+        if resume and (await graph.aget_state(config)).next:
+            start = None  # continue the thread from its last checkpoint: finished steps are not redone
+        state = await graph.ainvoke(start, config=config, context=ctx)
         # The clarify node pauses the run with interrupt(); the reply resumes this same thread.
         while clarify is not None and (pending := state.get("__interrupt__")):
             reply = await clarify(ClarificationRequest.model_validate(pending[0].value))

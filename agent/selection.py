@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 from deepsearch.tools.rerank import rerank
@@ -27,11 +26,6 @@ def _evidence(c: Candidate, subgoal_id: str, text: str, score: float, contributi
         score=score,
         injection_flagged=find_injection(text) is not None,
     )
-
-
-def _progress(on_step: Callable[[str], None] | None) -> dict:
-    """The reranker's progress callback, when this version of it takes one."""
-    return {"on_step": on_step} if on_step and "on_step" in inspect.signature(rerank).parameters else {}
 
 
 def fused_order(candidates: list[Candidate], subgoal_id: str, max_tokens: int) -> tuple[list[Evidence], list[dict]]:
@@ -67,7 +61,7 @@ async def select_evidence(
         return kept
     settings = ctx.settings.rerank.model_copy(update={"evidence_token_budget": ctx.agent.evidence_tokens})
     outcome = await rerank(
-        ctx.client, query, candidates, settings, neighbour_lookup=ctx.tools.neighbour, **_progress(on_step)
+        ctx.client, query, candidates, settings, neighbour_lookup=ctx.tools.neighbour, on_step=on_step
     )
     ctx.record("rerank", **outcome.to_step_payload())
     by_id = {c.id: c for c in candidates}

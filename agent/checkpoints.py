@@ -1,0 +1,47 @@
+"""Where a run's checkpoints go: SQLite per thread (or memory), with the types they may hold allowed by name.
+
+LangGraph's serializer warns (and will refuse) when a checkpoint holds a class it was not told about;
+these are the pydantic models our graph state carries, so resuming a run never depends on a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+
+def _state_types() -> list[type]:
+    from deepsearch.tools.rerank.models import Candidate
+
+    from .belief import Belief
+    from .research.state import BestAnswer, EvidenceLabel, RoundVerdict
+    from .result import Citation
+    from .state import AnswerClaim, DagChange, DraftAnswer, Evidence, SubGoal, SubGoalResult
+
+    return [SubGoal, Evidence, SubGoalResult, DagChange, DraftAnswer, AnswerClaim, Citation, RoundVerdict,
+            EvidenceLabel, Belief, BestAnswer, Candidate]  # fmt: skip
+
+
+def serializer():
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    return JsonPlusSerializer(allowed_msgpack_modules=_state_types())
+
+
+@asynccontextmanager
+async def open_checkpointer(path: Path | None, in_memory: bool) -> AsyncIterator[Any]:
+    """SQLite checkpoints at `path`; with no path, memory when `in_memory` (an interactive run must pause
+    somewhere), else none."""
+    if path is None:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver(serde=serializer()) if in_memory else None
+        return
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(str(path)) as conn:
+        yield AsyncSqliteSaver(conn, serde=serializer())
