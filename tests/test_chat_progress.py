@@ -8,6 +8,7 @@ from deepsearch.agent.events import (
     InformationEvent,
     NodeEvent,
     QueryEvent,
+    StepEvent,
     SubGoalEvent,
     VerdictEvent,
 )
@@ -72,7 +73,7 @@ def test_the_layout_shows_dag_queries_evidence_verdicts_gain_and_budgets():
     assert "kept 3 · dropped 6" in text
     assert "g1: continue · one more source" in text and "g1: done · stated twice" in text
     assert sparkline([0.4, 0.5]) + " +0.50" in text
-    assert "2/10" in text and "400/1000" in text and "0/4" in text
+    assert "2/10" in text and "400/1000" in text and "2/4" in text  # searches: the 2 queries since the budget event
     assert "research ·" in text and "Ctrl-C cancels" in text
 
 
@@ -121,3 +122,76 @@ def test_plain_lines_describe_each_event_without_markup():
     assert any(done in line for line in lines)
     assert describe(NodeEvent(node="plan", phase="finished")) is None
     assert not any("[/" in line or "[bold" in line for line in lines)
+
+
+LIMITS = {"max_llm_calls": 60, "max_tokens": 100000, "max_searches": 40, "max_fetches": 10, "max_seconds": 300}
+
+
+def used(llm_calls, searches, seconds):
+    return BudgetEvent(used={"llm_calls": llm_calls, "tokens": 100 * llm_calls, "searches": searches, "fetches": 0,
+                             "seconds": seconds} | LIMITS)  # fmt: skip
+
+
+def test_the_footer_names_the_step_in_progress_and_the_budget_bars_move_every_round():
+    now = [0.0]
+    view = RunView(clock=lambda: now[0])
+    g1 = "Who played Corliss Archer in Kiss and Tell?"
+    # (seconds on the clock, event, footer afterwards, budget afterwards: llm_calls, searches, seconds)
+    script = [
+        (8.0, NodeEvent(node="dispatch", phase="started"), "dispatch", {}),
+        (9.0, used(2, 0, 9.0), "dispatch", (2, 0, 9.0)),
+        (10.0, SubGoalEvent(subgoal_id="g1", status="running", question=g1), "dispatch", (2, 0, 10.0)),
+        (10.0, StepEvent(subgoal_id="g1", round=1, step="queries"), "g1 · round 1 · queries", (2, 0, 10.0)),
+        (12.0, StepEvent(subgoal_id="g1", round=1, step="search (3 queries)"), "g1 · round 1 · search (3 queries)",
+         (2, 0, 12.0)),
+        *[(13.0, QueryEvent(subgoal_id="g1", query=f"q{i}", source="local", hits=5),
+           "g1 · round 1 · search (3 queries)", (2, i, 13.0)) for i in (1, 2, 3)],
+        (14.0, StepEvent(subgoal_id="g1", round=1, step="select"), "g1 · round 1 · select", (2, 3, 14.0)),
+        (73.0, StepEvent(subgoal_id="g1", round=1, step="rerank window 2/3"), "g1 · round 1 · rerank window 2/3",
+         (2, 3, 73.0)),
+        (80.0, StepEvent(subgoal_id="g1", round=1, step="judge"), "g1 · round 1 · judge", (2, 3, 80.0)),
+        (81.0, used(9, 3, 81.0), "g1 · round 1 · judge", (9, 3, 81.0)),  # the round's budget event
+        (82.0, StepEvent(subgoal_id="g2", round=1, step="search (1 queries)"), "g2 · round 1 · search (1 queries)",
+         (9, 3, 82.0)),
+        (83.0, StepEvent(subgoal_id="g1", round=2, step="queries"), "g1 · round 2 · queries", (9, 3, 83.0)),
+        (84.0, SubGoalEvent(subgoal_id="g1", status="done", question=g1, answer="Shirley Temple", stop_reason="done"),
+         "g2 · round 1 · search (1 queries)", (9, 3, 84.0)),  # g1 ended: the step still under way is g2's
+        (85.0, used(12, 4, 85.0), "g2 · round 1 · search (1 queries)", (12, 4, 85.0)),
+        (86.0, NodeEvent(node="reflect", phase="started"), "reflect", (12, 4, 86.0)),
+    ]  # fmt: skip
+    for clock, event, footer, budget in script:
+        now[0] = clock
+        view.apply(event)
+        snap = view.snapshot()
+        assert snap.activity == footer, event
+        if budget:
+            assert (snap.budget["llm_calls"], snap.budget["searches"], snap.budget["seconds"]) == budget, event
+            assert snap.budget["max_searches"] == 40
+
+
+def test_the_layout_draws_the_step_in_the_footer_and_beside_each_running_subgoal():
+    now = [0.0]
+    view = RunView(clock=lambda: now[0])
+    for sg in ("g1", "g2"):
+        view.apply(SubGoalEvent(subgoal_id=sg, status="running", question=f"question {sg}?"))
+    view.apply(used(2, 0, 9.0))
+    view.apply(StepEvent(subgoal_id="g2", round=1, step="judge"))
+    view.apply(QueryEvent(subgoal_id="g1", query="q", source="local", hits=3))
+    view.apply(StepEvent(subgoal_id="g1", round=2, step="rerank window 2/3"))
+    now[0] = 73.0
+    lines = rendered(run_layout(view.snapshot(), "q")).splitlines()
+    assert "g1 · round 2 · rerank window 2/3 · 73.0s · Ctrl-C cancels" in lines[-1]
+    assert "round 2 · rerank window 2/3" in next(line for line in lines if "◐ g1" in line)
+    assert "round 1 · judge" in next(line for line in lines if "◐ g2" in line)
+    assert any("searches" in line and "1/40" in line for line in lines)
+    assert any("seconds" in line and "73.0/300.0" in line for line in lines)
+    view.finish("answered", RunUsage(llm_calls=9, searches=5, seconds=74.5))
+    snap = view.snapshot()
+    assert snap.activity == "answered" and (snap.budget["searches"], snap.budget["seconds"]) == (5, 74.5)
+
+
+def test_plain_chat_lines_show_steps_but_not_bookkeeping():
+    assert describe(StepEvent(subgoal_id="g1", round=2, step="rerank window 2/3", at_s=3.0)) == (
+        "   3.0s     g1 · round 2 · rerank window 2/3"
+    )
+    assert describe(StepEvent(subgoal_id="g1", round=2, step="route")) is None

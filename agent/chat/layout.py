@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -42,6 +43,8 @@ def _subgoal_label(sg: SubGoalView) -> Text:
         label.append(f"  kept {sg.kept}/dropped {sg.dropped}", style="dim")
     if sg.answer:
         label.append(f"  → {_clip(sg.answer, 40)}", style="bold")
+    elif sg.step and sg.status == "running":
+        label.append(f"  {sg.step}", style="yellow")  # parallel sub-goals each show their own step
     return label
 
 
@@ -110,5 +113,5 @@ def run_layout(snap: RunSnapshot, question: str) -> RenderableType:
     if snap.budget:
         grid.add_row("budget", _budget_bars(snap.budget))
     title = f"[bold]{_clip(question, 80)}[/bold]"
-    subtitle = f"{snap.node} · {snap.elapsed_s:.1f}s" + ("" if snap.finished else " · Ctrl-C cancels")
+    subtitle = f"{escape(snap.activity)} · {snap.elapsed_s:.1f}s" + ("" if snap.finished else " · Ctrl-C cancels")
     return Panel(Group(grid), title=title, subtitle=subtitle, border_style="blue")

@@ -8,8 +8,10 @@ import sys
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 
+from ..chat.progress import ProgressLines, is_round_step, step_label
 from ..errors import UsageError
 from ..result import AskResult
 from .options import (
@@ -73,16 +75,33 @@ def ask(
         index, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds, max_subgoals
     )
     settings = settings_from_cli(config, overrides).settings
-    progress = None if quiet or not sys.stderr.isatty() else _progress_printer(Console(stderr=True))
+    lines = None if quiet or sys.stderr.isatty() else ProgressLines(_stderr_line)
+    progress = None if quiet else lines.feed if lines else _progress_printer(Console(stderr=True))
     result = asyncio.run(_closed_book(settings, question) if closed_book else _research(settings, question, progress))
+    if lines is not None:
+        lines.close(result.usage.seconds)
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
         print_result(Console(), result)
 
 
+def _stderr_line(line: str) -> None:
+    # Flushed at once: a pipe or a log file sees each line as the step happens, not when the buffer fills.
+    print(line, file=sys.stderr, flush=True)
+
+
 def _progress_printer(console: Console):
-    from ..events import EvidenceEvent, InformationEvent, NodeEvent, QueryEvent, SubGoalEvent, VerdictEvent
+    """At a terminal: a dim line per node, query, evidence choice, verdict, gain and sub-step (rerank window)."""
+    from ..events import (
+        EvidenceEvent,
+        InformationEvent,
+        NodeEvent,
+        QueryEvent,
+        StepEvent,
+        SubGoalEvent,
+        VerdictEvent,
+    )
 
     def show(event) -> None:
         if isinstance(event, NodeEvent) and event.phase == "started":
@@ -99,6 +118,9 @@ def _progress_printer(console: Console):
         elif isinstance(event, InformationEvent):
             info = f"round {event.round}: belief {event.belief:.2f}, gain {event.gain:.2f}"
             console.print(f"[dim]{event.at_s:6.1f}s     {info}[/dim]")
+        elif isinstance(event, StepEvent) and not is_round_step(event.step):  # e.g. a rerank window of a select
+            where = step_label(event.subgoal_id, event.round, event.step)
+            console.print(f"[dim]{event.at_s:6.1f}s     {escape(where)}[/dim]")
 
     return show
 
