@@ -167,3 +167,45 @@ def test_an_llm_endpoint_that_dies_mid_run_is_reported_in_the_session(tmp_path, 
     assert "LLM call failed" in failed.result.notes[0]  # it still ended in an abstention that says why
     assert again.status == "error_llm_unreachable"  # ... and questions, which say the LLM is still gone
     assert f"session {run.session.id} saved" in run.text
+
+
+async def _die_mid_question(tmp_path, index_dir, trace_id: str) -> ScriptedModel:
+    """The run of a chat turn killed in its second research round (its checkpoints stay behind)."""
+    from deepsearch.agent import aresearch
+
+    from tests.graph_support import local_tools, settings_for
+
+    class Killed(BaseException):
+        pass
+
+    def judge(request):
+        if sum(role == "judge" for role in model.roles()) == 2:
+            raise Killed
+        return {"answer": "unknown", "answered": False, "decision": "continue", "next_query": "Janet Waldo"}
+
+    model = ScriptedModel(judge=judge, query_rewriter={"queries": ["Kiss and Tell 1945 comedy"]})
+    settings = settings_for(tmp_path, max_rounds=3)
+    with pytest.raises(Killed):
+        await aresearch(Q1, settings=settings, backend=fake_backend(model), tools=local_tools(index_dir, settings),
+                        trace_id=trace_id, thread_id=trace_id)  # fmt: skip
+    return model
+
+
+def test_resuming_a_session_killed_mid_question_continues_that_question(tmp_path, index_dir, monkeypatch):
+    import asyncio
+
+    from deepsearch.agent.chat.store import SessionStore
+
+    from tests.graph_support import settings_for
+
+    store = SessionStore(settings_for(tmp_path).agent.checkpoint_db)
+    session_id = store.create()
+    turn = store.start_turn(session_id, Q1, "20261201-000000000-deadbeef")  # status "running": the process died
+    asyncio.run(_die_mid_question(tmp_path, index_dir, turn.trace_id))
+
+    model = ScriptedModel()
+    run = ChatRun(tmp_path, index_dir, fake_backend(model), [], monkeypatch, resume=session_id, max_rounds=3)
+    assert f"continuing question {turn.n} from its last checkpoint" in run.text
+    assert model.roles()[0] == "judge"  # round 2's judge: rounds 1 and 2 were not searched again
+    (continued,) = run.turns
+    assert continued.status == "answered" and continued.result.short_answer == "Chief of Protocol"

@@ -102,13 +102,20 @@ class Engine:
         return ResearchTools(t.local, t.web, t.fetcher, local_k=t.local_k, web_pages=t.web_pages)
 
     def ask(
-        self, question: str, history: list[dict[str, str]], trace_id: str, on_event: Callable[[ProgressEvent], None]
+        self,
+        question: str,
+        history: list[dict[str, str]],
+        trace_id: str,
+        on_event: Callable[[ProgressEvent], None],
+        resume_thread: str | None = None,
     ) -> Job:
+        """Research `question` in the background; with `resume_thread`, continue that run from its checkpoint."""
         job = Job(self._loop)
         job._start(
             lambda j: aresearch(
                 question, settings=self.settings, history=history, backend=self.backend, tools=self._fresh_tools(),
                 on_event=on_event, traces_dir=self.traces_dir, clarify=j.clarify, trace_id=trace_id,
+                thread_id=resume_thread or trace_id, resume=resume_thread is not None,
             )  # fmt: skip
         )
         return job

@@ -65,6 +65,11 @@ class Repl:
 
     def run(self) -> None:
         self.greet()
+        last = self.session.turns[-1] if self.session.turns else None
+        if last is not None and last.status == "running":  # the process died mid-question: continue it there
+            self.console.print(Text(f"continuing question {last.n} from its last checkpoint", style="dim"))
+            with sigint_flag() as interrupted:
+                self._ask(last.question, interrupted, resumed=last)
         armed = False  # the last thing that happened was a Ctrl-C: another one at the prompt exits
         while True:
             try:
@@ -98,12 +103,20 @@ class Repl:
         with sigint_flag() as interrupted:  # from here on Ctrl-C means "cancel this question", never a crash
             return self._ask(question, interrupted)
 
-    def _ask(self, question: str, interrupted: threading.Event) -> str:
+    def _ask(self, question: str, interrupted: threading.Event, resumed: Turn | None = None) -> str:
+        """Ask `question` as a new turn, or continue the `resumed` turn's run (its trace id is the thread)."""
         s = self.session
-        turn = s.store.start_turn(s.id, question, new_trace_id())
-        s.turns.append(turn)
+        if resumed is None:
+            turn = s.store.start_turn(s.id, question, new_trace_id())
+            s.turns.append(turn)
+        else:
+            turn = resumed
         view = RunView()
-        job = self.engine.ask(question, s.history(), turn.trace_id, self._print_event if s.plain else view.apply)
+        sink = self._print_event if s.plain else view.apply
+        if resumed is None:
+            job = self.engine.ask(question, s.history(), turn.trace_id, sink)
+        else:  # a new trajectory; the checkpoint thread stays the turn's first trace id
+            job = self.engine.ask(question, s.history(), new_trace_id(), sink, resume_thread=turn.trace_id)
         live = None
         if not s.plain:
             live = Live(get_renderable=lambda: run_layout(view.snapshot(), question), console=self.console,
