@@ -26,7 +26,12 @@ from tests.fakes.search import Recorder, searxng_route
 from tests.fakes.web_server import LocalWebServer
 from tests.graph_support import ScriptedModel, fake_backend, settings_for
 
-TIMEOUT_S = 0.3  # the engines' "slow" answer comes after 1 s
+SLOW_TIMEOUT_S = 0.3  # for the "slow" behaviour, whose answer comes after 1 s
+TIMEOUT_S = 5.0  # everywhere else: a loaded test machine must not turn a prompt answer into a timeout
+
+
+def timeout_for(behaviour) -> float:
+    return SLOW_TIMEOUT_S if behaviour == "slow" else TIMEOUT_S
 
 
 @pytest.fixture
@@ -113,7 +118,7 @@ async def test_each_refusal_falls_back_to_searxng_with_the_reason_kept_briefly(
     engines, searxng, tmp_path, behaviour, reason, requests, backed_off
 ):
     engines.script("duckduckgo", behaviour)
-    search = make_search(tmp_path, ["duckduckgo"], searxng)
+    search = make_search(tmp_path, ["duckduckgo"], searxng, timeout_s=timeout_for(behaviour))
     outcome = await search.search("nile river")
     assert outcome.status == "ok" and outcome.provider == "searxng" and outcome.results
     assert outcome.message == f"fallback after: {reason}"
@@ -127,7 +132,7 @@ async def test_without_fallback_each_refusal_is_unavailable_with_the_reason(
     engines, tmp_path, behaviour, reason, requests, backed_off
 ):
     engines.script("duckduckgo", behaviour)
-    search = make_search(tmp_path, ["duckduckgo"])
+    search = make_search(tmp_path, ["duckduckgo"], timeout_s=timeout_for(behaviour))
     outcome = await search.search("nile river")
     assert outcome.results == [] and len(engines.hits()) == requests
     hint = "no fallback configured (set search.searxng_url)"
@@ -177,7 +182,7 @@ MUST_SHOW = [(b, r) for b, r, _, _ in REFUSALS if b in ("anomaly", 403, 429, "sl
 async def test_the_trajectory_says_why_the_search_fell_back(engines, searxng, tmp_path, behaviour, reason):
     engines.script("duckduckgo", behaviour)
     settings = settings_for(tmp_path)
-    search = make_search(tmp_path / "cache", ["duckduckgo"], searxng)
+    search = make_search(tmp_path / "cache", ["duckduckgo"], searxng, timeout_s=timeout_for(behaviour))
     question = "Which river is the longest in the world?"
     model = ScriptedModel(judge={"rationale": "stated", "labels": [], "answer": "the Nile", "answered": True,
                                  "decision": "done"})  # fmt: skip
