@@ -211,6 +211,38 @@ async def test_pages_are_cached_by_url_and_policy(web, tmp_path):
     assert not (await f.fetch(web.url("/missing"))).from_cache
 
 
+async def test_the_cache_key_holds_the_byte_cap_user_agent_and_extractor_version(web, tmp_path, monkeypatch):
+    cut = await fetcher(tmp_path, max_bytes=2048).fetch(web.url("/article.html"))
+    assert cut.truncated
+    full = await fetcher(tmp_path).fetch(web.url("/article.html"))  # a larger cap: not the cut copy
+    assert not full.from_cache and not full.truncated and len(full.text) > len(cut.text)
+    assert (await fetcher(tmp_path).fetch(web.url("/article.html"))).from_cache
+    assert not (await fetcher(tmp_path, user_agent="other-agent/2").fetch(web.url("/article.html"))).from_cache
+    monkeypatch.setattr("deepsearch.tools.fetch_page.extractor_version", lambda: "rules-99/trafilatura-9.9")
+    assert not (await fetcher(tmp_path).fetch(web.url("/article.html"))).from_cache
+    assert web.paths().count("/article.html") == 4
+
+
+async def test_a_broken_page_cache_degrades_to_no_cache_and_says_so(web, tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    f = fetcher(tmp_path)
+    pages = [await f.fetch(web.url("/article.html")) for _ in range(2)]
+    assert all(p.ok and not p.from_cache for p in pages)  # the fetch goes on, uncached
+    assert all(p.cache_degraded and "FileExistsError" in p.cache_degraded for p in pages)
+    assert f.cache.degraded == pages[0].cache_degraded
+    healthy = await fetcher(tmp_path / "elsewhere").fetch(web.url("/article.html"))
+    assert healthy.cache_degraded is None
+
+
+async def test_a_cached_entry_that_no_longer_parses_is_fetched_again(web, tmp_path):
+    f = fetcher(tmp_path)
+    url = web.url("/article.html")
+    f.cache.put_sync(f.cache_key(url, "markdown", True), '{"status": "from an older version"}')
+    page = await f.fetch(url)
+    assert page.ok and not page.from_cache
+    assert (await f.fetch(url)).from_cache  # replaced by the fresh copy
+
+
 class _TrafilaturaHangs:
     """A worker pool whose first (trafilatura) call overruns its hard timeout."""
 

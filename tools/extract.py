@@ -7,6 +7,7 @@ Plain text passes through; PDF is read with pypdf when the `pdf` extra is instal
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from typing import Literal
@@ -25,6 +26,8 @@ _BLOCK_TAGS = ("p", "div", "section", "article", "main", "li", "tr", "pre", "blo
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _SHORT_CHARS = 250  # trafilatura's own MIN_EXTRACTED_SIZE
 _FALLBACK_GAIN = 3
+# Bump when the same bytes would extract differently (the rules in this file), so cached pages are redone.
+EXTRACTION_RULES = 1
 
 
 class ExtractedDoc(BaseModel):
@@ -124,6 +127,20 @@ def extract_pdf(body: bytes) -> ExtractedDoc:
         author=(meta.author or "") if meta else "",
         extractor="pdf",
     )
+
+
+@functools.cache
+def extractor_version() -> str:
+    """What turns bytes into text here: these rules and the libraries' versions (part of the page cache key)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "none"
+
+    return f"rules-{EXTRACTION_RULES}/trafilatura-{of('trafilatura')}/lxml-{of('lxml')}/pypdf-{of('pypdf')}"
 
 
 def pdf_supported() -> bool:

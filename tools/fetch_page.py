@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ..agent.config import FetchSettings, load_settings
 from ..agent.tokens import truncate_to_tokens
-from .extract import PageKind, TextFormat, extract_document, pdf_supported
+from .extract import PageKind, TextFormat, extract_document, extractor_version, pdf_supported
 from .http_fetch import FetchError, FetchLimits, GuardedHttp, RawResponse
 from .page_models import PageOutcome
 from .robots import RobotsPolicy
@@ -86,11 +86,14 @@ class PageFetcher:
         fmt = fmt or s.output_format
         use_cache = s.use_cache if use_cache is None else use_cache
         respect_robots = s.respect_robots if respect_robots is None else respect_robots
-        # Pages fetched under a looser policy (more allowed hosts, robots ignored) are not served under a stricter one.
-        key = cache_key(url, fmt, sorted(s.allow_hosts), respect_robots)
+        key = self.cache_key(url, fmt, respect_robots)
         if use_cache and (cached := await self.cache.get(key)):
-            page = PageOutcome.model_validate_json(cached)
-            return page.model_copy(update={"from_cache": True, "elapsed_ms": _ms(started)})
+            try:
+                page = PageOutcome.model_validate_json(cached)
+            except ValidationError:
+                pass  # written by another version of this model: fetch again (the put below replaces it)
+            else:
+                return page.model_copy(update={"from_cache": True, "elapsed_ms": _ms(started)})
 
         try:
             raw = await self.http.get(
@@ -100,13 +103,24 @@ class PageFetcher:
             message = str(e)
             if e.kind == "unsupported_content" and PDF_TYPE in message:
                 message += "; install the pdf extra to read PDFs: pip install 'deepsearch[pdf]'"
-            return PageOutcome(status=e.kind, url=url, message=message, text_format=fmt, elapsed_ms=_ms(started))
+            return PageOutcome(status=e.kind, url=url, message=message, text_format=fmt, elapsed_ms=_ms(started),
+                               cache_degraded=self.cache.degraded)  # fmt: skip
 
         page = await self._extract(raw, fmt)
         page.elapsed_ms = _ms(started)
         if use_cache and page.ok:
-            await self.cache.put(key, page.model_dump_json())
+            await self.cache.put(key, page.model_dump_json(exclude={"cache_degraded"}))
+        page.cache_degraded = self.cache.degraded
         return page
+
+    def cache_key(self, url: str, fmt: TextFormat, respect_robots: bool) -> str:
+        """Everything that changes what a fetch returns. Pages fetched under a looser policy (more allowed hosts,
+        robots ignored) are not served under a stricter one, nor pages cut at a smaller byte cap, fetched as
+        another user agent or extracted by other rules or library versions."""
+        s = self.settings
+        return cache_key(
+            url, fmt, sorted(s.allow_hosts), respect_robots, s.max_bytes, s.user_agent, extractor_version()
+        )
 
     async def _extract(self, raw: RawResponse, fmt: TextFormat) -> PageOutcome:
         page = PageOutcome(

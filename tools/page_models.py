@@ -32,6 +32,7 @@ class PageOutcome(BaseModel):
     extractor: Extractor | None = None
     redirects: list[str] = Field(default_factory=list)
     from_cache: bool = False
+    cache_degraded: str | None = Field(None, description="why the page cache is off (it failed); None = fine")
     elapsed_ms: float = 0.0
 
     @property
