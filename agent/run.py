@@ -113,9 +113,8 @@ async def aresearch(
             state = await _invoke(ctx, question, history or [], thread, checkpoint, clarify, resume)
             result = _result(ctx, state, recorder.id)
             citations = [c.model_dump() for c in result.citations]
-            recorder.finish(
-                result.answer, termination=result.termination, citations=citations, usage=result.usage, gold=gold
-            )
+            recorder.finish(result.answer, termination=result.termination, citations=citations, usage=result.usage,
+                            gold=gold, short_answer=result.short_answer)  # fmt: skip
         return result
     finally:
         if own_tools and tools is not None:

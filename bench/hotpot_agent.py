@@ -22,7 +22,7 @@ from deepsearch.agent.config import load_settings
 from deepsearch.agent.llm import LLMClient, build_backend
 from deepsearch.agent.run import aresearch
 from deepsearch.tools.local_index import update_index
-from deepsearch.traces.scoring import score_answer
+from deepsearch.traces.scoring import score_result
 
 from bench.hotpot_pool import load_pool, write_corpus_jsonl
 from bench.stats import print_table
@@ -60,7 +60,7 @@ async def _run(data: Path, ids_file: Path | None, limit: int, overrides: dict) -
 
 
 def _row(result, question, seconds: float) -> dict:
-    scores = score_answer(result.short_answer or result.answer, question.answers)
+    scores = score_result(result.short_answer or result.answer, result.termination, question.answers)
     u = result.usage
     return {"em": scores.em, "f1": scores.f1, "llm_calls": u.llm_calls, "tokens": u.prompt_tokens + u.completion_tokens,
             "searches": u.searches, "seconds": seconds, "termination": result.termination}  # fmt: skip

@@ -51,7 +51,7 @@ def test_plan_shows_the_dag_with_each_subgoals_answer(session_run):
     assert "turn 1: " + Q1 in shown
     g1, g2 = (next(i for i, line in enumerate(shown.splitlines()) if f"g{n} " in line) for n in (1, 2))
     assert g2 > g1 and shown.splitlines()[g2].index("g2") > shown.splitlines()[g1].index("g1")
-    assert "→ Shirley Temple" in shown and "g2: stopped done" in shown
+    assert "→ Shirley Temple" in shown and "g2: stopped answered" in shown
 
 
 def test_sources_lists_the_numbered_citations(session_run):

@@ -127,7 +127,7 @@ def test_a_session_shows_the_live_run_the_answer_and_survives_a_cancelled_questi
                   "answer: accept", "info gain", "llm_calls", "searches", "answered ·"):  # fmt: skip
         assert shown in screen, shown
     assert "Shirley Temple served as Chief of Protocol of the United States. [1][2]" in screen
-    assert "[1] " in screen and "[2] " in screen and "10 LLM call(s)" in screen
+    assert "[1] " in screen and "[2] " in screen and "9 LLM call(s)" in screen
     assert colour_codes(term.screen(escapes=True))  # a colour terminal gets colour
 
     term.enter("/sources")

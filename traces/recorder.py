@@ -46,7 +46,7 @@ from .schema import (
     SubGoal,
     ToolCallStep,
 )
-from .scoring import score_answer
+from .scoring import score_result
 
 RUNS_DIR = "runs"
 _STEP_MODELS: dict[str, type[StepBase]] = {
@@ -337,12 +337,14 @@ class TraceRecorder:
         gold: list[str] | None = None,
         scores: Scores | None = None,
         error: str | None = None,
+        short_answer: str | None = None,
     ) -> None:
-        """Write the final event (scores from `gold` when none are given) and close the log."""
+        """Write the final event (scores from `gold` when none are given: the short answer when there is one,
+        0 for an abstention) and close the log."""
         if self.finished:
             raise TraceWriteError(f"trajectory {self.id} is already finished")
         if scores is None and gold:
-            scores = score_answer(answer, gold)
+            scores = score_result(short_answer or answer, termination, gold)
         final = Final(
             answer=answer,
             citations=[c if isinstance(c, Citation) else Citation.model_validate(c) for c in citations],

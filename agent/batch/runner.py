@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from ...traces.recorder import TraceWriteError, termination_for
-from ...traces.scoring import score_answer
+from ...traces.scoring import is_abstention, score_result
 from ..errors import ConfigError, UsageError
 from ..llm.errors import EmbeddedModelMissing, LLMError, LLMUnavailable
 from .answerers import Answerer
@@ -88,8 +88,9 @@ class BatchRunner:
             )
         row = BatchRow(id=q.id, **result.model_dump(), gold=q.answers, meta=q.meta)
         if q.answers:
-            row.scores = score_answer(result.short_answer or result.answer, q.answers)
-            if self.judge is not None:
+            # An abstention scores 0 (its explanatory text must not earn F1) and is not sent to the judge.
+            row.scores = score_result(result.short_answer or result.answer, result.termination, q.answers)
+            if self.judge is not None and not is_abstention(result.termination, result.short_answer or result.answer):
                 row.scores.judge = await self.judge.grade(q.question, result.short_answer or result.answer, q.answers)
         return row
 

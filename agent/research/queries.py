@@ -14,9 +14,10 @@ from .steps import enter
 async def queries(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     ctx = runtime.context
     sg = state["subgoal"]
-    rnd = enter(ctx, state, "queries", state.get("round", 0) + 1)
+    rnd = state.get("round", 0) + 1
     if rnd == 1:
         ctx.emit(SubGoalEvent(subgoal_id=sg.id, status="running", question=state["question"]))
+    enter(ctx, state, "queries", rnd)
     update: dict = {"round": rnd, "fresh": [], "candidates": []}
     if spent := ctx.budget.exhausted():
         return update | {"stop": spent}

@@ -11,7 +11,8 @@ from .steps import enter
 
 async def search(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     ctx = runtime.context
-    rnd = enter(ctx, state, f"search ({len(state['fresh'])} queries)")
+    n = len(state["fresh"])
+    rnd = enter(ctx, state, f"search ({n} {'query' if n == 1 else 'queries'})")
     sg = state["subgoal"]
     found = await ctx.tools.search(state["fresh"], sg.source, sg.id)
     seen = state.get("seen") or []
