@@ -6,6 +6,8 @@ replacement characters. Symlinks are followed, but each real directory is walked
 loop ends. A symlink inside a folder that leads outside every folder being indexed is skipped
 ("symlink outside the indexed folders") unless `follow_external_symlinks`: indexing ~/notes must not
 read ~/.ssh through a link someone left there. A file named on the command line is always read.
+HTML is extracted in the hard-timeout worker pool (worker_pool.py), as fetched pages are: a page that
+sends trafilatura into a loop costs `timeout_s` and a worker, not the whole run.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from pathlib import Path
 from deepsearch.agent.errors import UsageError
 from pydantic import BaseModel, Field
 
+from .extract import extract_document
+from .worker_pool import WorkerCrashed, WorkerTimeout, shared_pool
+
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 CORPUS_SUFFIXES = {".json", ".jsonl"}
 PDF_SUFFIXES = {".pdf"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | CORPUS_SUFFIXES | PDF_SUFFIXES
 _BINARY_SNIFF_BYTES = 8192
+_HTML_WORKERS = 1  # files are read one at a time
 
 
 class CorpusFields(BaseModel):
@@ -39,6 +45,9 @@ class SourceDocument(BaseModel):
     title: str
     text: str
     source: str = Field(description="the file path, or the record's url field when it has one")
+    alt_ids: list[str] = Field(
+        default_factory=list, description="ids to use, in order, when another file already holds doc_id"
+    )
 
 
 class Skipped(BaseModel):
@@ -104,9 +113,10 @@ def _walk(root: Path, skipped: list[Skipped], roots: list[Path] | None) -> Itera
 
 
 def read_documents(
-    path: Path, data: bytes, root: Path | None, fields: CorpusFields
+    path: Path, data: bytes, root: Path | None, fields: CorpusFields, html_timeout_s: float = 20.0
 ) -> tuple[list[SourceDocument], list[Skipped]]:
-    """Documents of one file's bytes. `root` makes file doc ids relative (stable when the folder moves)."""
+    """Documents of one file's bytes. `root` makes file doc ids relative (stable when the folder moves); when
+    another root's file already has that id, the root folder's name is put in front, else the full path."""
     suffix = path.suffix.lower()
     if suffix in CORPUS_SUFFIXES:
         return _read_corpus(path, data, fields)
@@ -120,14 +130,22 @@ def read_documents(
     elif b"\x00" in data[:_BINARY_SNIFF_BYTES]:
         return [], [Skipped(path=str(path), reason="binary content")]
     elif suffix in HTML_SUFFIXES:
-        text, title = _read_html(data)
+        html = _read_html(path, data, html_timeout_s)
+        if isinstance(html, Skipped):
+            return [], [html]
+        text, title = html
     else:
         text = data.decode("utf-8", errors="replace")
         title = _markdown_title(text) if suffix in {".md", ".markdown"} else ""
     if not text.strip():
         return [], [Skipped(path=str(path), reason="no text")]
-    doc_id = path.relative_to(root).as_posix() if root and path.is_relative_to(root) else str(path)
-    return [SourceDocument(doc_id=doc_id, title=title or path.stem, text=text, source=str(path))], []
+    alt_ids: list[str] = []
+    if root and path.is_relative_to(root):
+        doc_id = path.relative_to(root).as_posix()
+        alt_ids = [f"{root.name}/{doc_id}", str(path)]
+    else:
+        doc_id = str(path)
+    return [SourceDocument(doc_id=doc_id, title=title or path.stem, text=text, source=str(path), alt_ids=alt_ids)], []
 
 
 def _markdown_title(text: str) -> str:
@@ -137,31 +155,20 @@ def _markdown_title(text: str) -> str:
     return ""
 
 
-def _read_html(data: bytes) -> tuple[str, str]:
-    import trafilatura
-
-    # trafilatura detects the charset itself when given bytes.
-    doc = trafilatura.bare_extraction(data, include_comments=False, include_tables=True, with_metadata=True)
-    if doc is not None and (doc.text or "").strip():
-        return doc.text, doc.title or ""
-    return _html_fallback(data)
-
-
-def _html_fallback(data: bytes) -> tuple[str, str]:
-    """Visible text of the page when trafilatura finds no main content (short or list-like pages)."""
-    import lxml.html
-
+def _read_html(path: Path, data: bytes, timeout_s: float) -> tuple[str, str] | Skipped:
+    """Main text and title, as fetch_page extracts them: trafilatura, then the plain lxml pass alone on a timeout."""
+    pool = shared_pool(_HTML_WORKERS)
+    args = (data, "html", None, path.as_uri(), "text")
     try:
-        tree = lxml.html.fromstring(data)
-    except (ValueError, lxml.etree.ParserError):
-        return "", ""
-    for bad in tree.xpath("//script|//style|//noscript"):
-        bad.drop_tree()
-    title = (tree.findtext(".//title") or "").strip()
-    body = tree.find(".//body")
-    text = (body if body is not None else tree).text_content()
-    lines = [" ".join(line.split()) for line in text.splitlines()]
-    return "\n".join(line for line in lines if line), title
+        try:
+            doc = pool.call_sync(extract_document, *args, timeout_s=timeout_s)
+        except WorkerTimeout:
+            doc = pool.call_sync(extract_document, *args, use_trafilatura=False, timeout_s=timeout_s)
+    except WorkerTimeout:
+        return Skipped(path=str(path), reason=f"extraction timed out: HTML, {timeout_s:g} s hard limit")
+    except WorkerCrashed as e:
+        return Skipped(path=str(path), reason=f"unreadable HTML: {e}")
+    return doc.text, doc.title
 
 
 class PdfUnavailable(Exception):
