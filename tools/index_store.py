@@ -1,23 +1,28 @@
 """The on-disk layout of a local index and its integrity checks.
 
-    <index dir>/manifest.json   format, version, chunking and retrieval settings, counts (written last)
+    <index dir>/manifest.json   format, version, settings, counts, build and search ids (written last)
     <index dir>/chunks.sqlite   sources (path, sha256), documents, chunks (text, offsets, neighbours, vector)
-    <index dir>/search/         bm25s index, row ids and the dense matrix, rebuilt from the SQLite store
+    <index dir>/search/         bm25s index, row ids, the dense matrix and meta.json, rebuilt from the store
     <index dir>/search.stale    present while the store may be ahead of search/: the next update rebuilds it
+    <index dir>/write.lock      flock()ed by the one writer at a time (see write_lock)
 
-Anything missing, unparsable or from another format version raises IndexCorrupt, whose message says
-to run with --rebuild.
+Chunk row ids are AUTOINCREMENT: a row id in some generation's search files names that chunk or none,
+never a later one. Anything missing, unparsable or from another format version raises IndexCorrupt,
+whose message says to run with --rebuild.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deepsearch.agent.errors import DeepsearchError
+import numpy as np
+from deepsearch.agent.errors import DeepsearchError, UsageError
 from pydantic import BaseModel, ValidationError
 
 FORMAT = "deepsearch-local-index"
@@ -26,6 +31,8 @@ MANIFEST = "manifest.json"
 STORE = "chunks.sqlite"
 SEARCH_DIR = "search"
 STALE = "search.stale"
+LOCK = "write.lock"
+SEARCH_META = "meta.json"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -36,13 +43,13 @@ CREATE TABLE IF NOT EXISTS documents (
     n_chunks INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_by_source ON documents(source_path);
-CREATE TABLE IF NOT EXISTS chunks (
-    row INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
-    text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, tokens INTEGER NOT NULL,
-    prev_id TEXT, next_id TEXT, vector BLOB
-);
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 """
+_CHUNKS = """CREATE TABLE IF NOT EXISTS {name} (
+    row INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL, text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    tokens INTEGER NOT NULL, prev_id TEXT, next_id TEXT, vector BLOB
+)"""
 
 
 class IndexCorrupt(DeepsearchError):
@@ -67,6 +74,24 @@ class Manifest(BaseModel):
     dense_model: str | None
     dense_dim: int | None = None
     counts: IndexCounts = IndexCounts()
+    # New per build (creation or --rebuild) and per rewrite of search/; searchers reload when search_id changes.
+    # Empty in indexes written before they existed.
+    build_id: str = ""
+    search_id: str = ""
+    generation: int = 0  # search/ rewrites in this build, for people reading the manifest
+    bm25s_version: str | None = None  # bm25s wrote search/bm25 in its own format
+
+
+class SearchMeta(BaseModel):
+    """search/meta.json: which build and rewrite the files beside it belong to, read before and after loading them."""
+
+    build_id: str
+    search_id: str
+    chunks: int
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
 
 
 def now_iso() -> str:
@@ -130,6 +155,26 @@ def commit_manifest(index_dir: Path, tmp: Path) -> None:
     os.replace(tmp, index_dir / MANIFEST)  # atomic: a reader sees the old or the new manifest
 
 
+def manifest_stamp(index_dir: Path) -> tuple[int, int, int] | None:
+    """Changes whenever the manifest is replaced (a new inode each time); None while there is none."""
+    try:
+        st = os.stat(index_dir / MANIFEST)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def read_search_meta(search_dir: Path) -> SearchMeta | None:
+    try:
+        return SearchMeta.model_validate_json((search_dir / SEARCH_META).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def write_search_meta(search_dir: Path, meta: SearchMeta) -> None:
+    (search_dir / SEARCH_META).write_text(meta.model_dump_json(), encoding="utf-8")
+
+
 def connect(index_dir: Path, create: bool = False) -> sqlite3.Connection:
     path = index_dir / STORE
     if not create and not path.is_file():
@@ -137,8 +182,10 @@ def connect(index_dir: Path, create: bool = False) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
+        conn.executescript(_CHUNKS.format(name="chunks") + ";" + _SCHEMA)
         conn.execute("SELECT count(*) FROM chunks").fetchone()
+        if create:
+            _never_reuse_rows(conn, index_dir)
     except sqlite3.OperationalError as e:
         if create:  # cannot create or write it (read-only folder, disk full), not a damaged file
             raise unwritable(index_dir, e) from None
@@ -146,6 +193,33 @@ def connect(index_dir: Path, create: bool = False) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         raise corrupt(index_dir, f"{STORE}: {e}") from None
     return conn
+
+
+def _never_reuse_rows(conn: sqlite3.Connection, index_dir: Path) -> None:
+    """Give a store from before AUTOINCREMENT (same format otherwise) the keyword, keeping every row id.
+
+    Without it SQLite hands the highest deleted row id to the next insert, and a searcher still holding the
+    previous search files would return the new chunk for the old one's rank.
+    """
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'chunks'").fetchone()
+    if "AUTOINCREMENT" in sql.upper():
+        return
+    floor = conn.execute("SELECT coalesce(max(row), 0) FROM chunks").fetchone()[0]
+    with contextlib.suppress(OSError, ValueError):  # search files may name rows already gone (an update cut short)
+        floor = max(floor, int(np.load(index_dir / SEARCH_DIR / "rows.npy").max(initial=0)))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_CHUNKS.format(name="chunks_v2"))  # same columns, in the same order
+        conn.execute("INSERT INTO chunks_v2 SELECT * FROM chunks")
+        conn.execute("DROP TABLE chunks")
+        conn.execute("ALTER TABLE chunks_v2 RENAME TO chunks")
+        conn.execute("CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id)")
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'chunks'")
+        conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('chunks', ?)", (floor,))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _connect_read_only(index_dir: Path, path: Path, error: sqlite3.OperationalError) -> sqlite3.Connection:
@@ -167,3 +241,162 @@ def count(conn: sqlite3.Connection) -> IndexCounts:
 
 def size_on_disk(index_dir: Path) -> int:
     return sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
+
+
+# --- Guarding writes: what may be replaced or deleted, one writer at a time, whole-folder swaps ---------------
+
+_OWNED = {
+    MANIFEST, MANIFEST + ".tmp", STORE, STORE + "-wal", STORE + "-shm", STORE + "-journal",
+    SEARCH_DIR, SEARCH_DIR + ".new", SEARCH_DIR + ".old", SEARCH_DIR + ".new.old", STALE, LOCK,
+}  # fmt: skip
+
+
+class IndexBusy(DeepsearchError):
+    """Another writer holds the index's lock."""
+
+
+def holds_index(index_dir: Path) -> bool:
+    """Whether `index_dir` may be replaced or deleted: its manifest says it is a deepsearch index, or (a damaged
+    index) it holds only names an index writes and its chunk store has our tables. Empty folders hold nothing."""
+    try:
+        names = {p.name for p in index_dir.iterdir()}
+    except OSError:
+        return False
+    if not names - {LOCK}:
+        return True
+    try:
+        data = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            return True
+    except (OSError, ValueError):
+        pass
+    return names <= _OWNED and _is_store(index_dir / STORE)
+
+
+def _is_store(path: Path) -> bool:
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except (OSError, sqlite3.Error):
+        return False
+    return {"sources", "documents", "chunks"} <= tables
+
+
+def check_target(index_dir: Path, rebuild: bool) -> None:
+    """Refuse an --index folder that is not a deepsearch index, before anything in it is created, locked or deleted."""
+    if not index_dir.exists():
+        return
+    if not index_dir.is_dir():
+        raise UsageError(f"--index {index_dir} is a file, not an index folder")
+    if rebuild and not holds_index(index_dir):
+        raise UsageError(
+            f"refusing to --rebuild {index_dir}: it holds no deepsearch index manifest, so nothing was deleted; "
+            "give the index folder, or a new or empty one"
+        )
+    if not rebuild and not (index_dir / MANIFEST).exists() and any(p.name != LOCK for p in index_dir.iterdir()):
+        if holds_index(index_dir):
+            raise corrupt(index_dir, "no manifest.json")
+        raise UsageError(f"{index_dir} is a non-empty folder that is not a deepsearch index; choose another --index")
+
+
+def remove_index(index_dir: Path) -> None:
+    """The one way this package deletes an index folder; anything else is left alone and reported."""
+    import shutil
+
+    if not index_dir.exists():
+        return
+    if not holds_index(index_dir):
+        raise DeepsearchError(f"not deleting {index_dir}: it holds no deepsearch index manifest")
+    shutil.rmtree(index_dir)
+
+
+def rebuild_folder(index_dir: Path) -> Path:
+    """A new hidden folder beside `index_dir` (same file system, so it can be swapped in), holding a manifest as soon
+    as the caller writes one. Leftovers of a rebuild cut short are removed first: the caller holds the lock."""
+    prefix = f".{index_dir.name}.rebuild-"
+    for leftover in index_dir.parent.glob(prefix + "*"):
+        remove_index(leftover)
+    folder = index_dir.parent / f"{prefix}{new_id()[:8]}"
+    folder.mkdir()
+    return folder
+
+
+def swap_dirs(new: Path, current: Path) -> None:
+    """Put `new` at `current` and the previous `current` at `new`: one atomic exchange where the OS has it
+    (Linux renameat2), else two renames with a moment in between when `current` is absent."""
+    if _exchange(new, current):
+        return
+    aside = new.with_name(new.name + ".old")
+    os.rename(current, aside)
+    try:
+        os.rename(new, current)
+    except OSError:
+        os.rename(aside, current)
+        raise
+    os.rename(aside, new)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without it
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # an old kernel, or a file system without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+class write_lock:  # noqa: N801 - used as a context manager, like open()
+    """An exclusive flock on <index dir>/write.lock, held while one writer changes the index.
+
+    A second writer is refused at once with a one-line IndexBusy, never queued or let in. The kernel drops
+    the lock when the holder exits, so a killed indexer leaves nothing to clean up. A rebuild swaps in a
+    folder with its own lock file (which it holds too), so a lock taken on a file no longer at the path is
+    retried on the one that is.
+    """
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = index_dir
+        self.fd: int | None = None
+
+    def __enter__(self) -> write_lock:
+        import fcntl
+
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        path = self.index_dir / LOCK
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                by = f" (pid {holder})" if holder.isdigit() else ""
+                raise IndexBusy(
+                    f"index {self.index_dir} is being written by another `deepsearch index`{by}; "
+                    "wait for it to finish, then re-run"
+                ) from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None

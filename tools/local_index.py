@@ -36,6 +36,7 @@ class IndexOptions(BaseModel):
     fields: CorpusFields = CorpusFields()
     dense: bool = True
     follow_external_symlinks: bool = False
+    html_timeout_s: float = Field(20.0, gt=0, description="hard limit per HTML extraction; the worker is killed")
 
     @classmethod
     def from_settings(cls, s: IndexSettings) -> IndexOptions:
@@ -95,14 +96,43 @@ def update_index(
     rebuild: bool = False,
     progress: ProgressFn | None = None,
 ) -> IndexReport:
-    """Index `paths` into `index_dir`, creating it if needed; `rebuild` starts from an empty index."""
+    """Index `paths` into `index_dir`, creating it if needed; `rebuild` builds a new index beside the old one and
+    swaps it in whole. Only a folder holding a deepsearch index is ever replaced, and one writer at a time."""
     started = time.perf_counter()
     options = options or IndexOptions()
+    store.check_target(index_dir, rebuild)  # before anything is read, created, locked or deleted
     files, skipped = discover_files(paths, options.follow_external_symlinks)
     try:
-        return _update(index_dir, paths, files, skipped, options, rebuild, progress, started)
+        with store.write_lock(index_dir):
+            if rebuild and any(p.name != store.LOCK for p in index_dir.iterdir()):
+                report = _rebuild_beside(index_dir, paths, files, skipped, options, progress)
+            else:
+                report = _update(index_dir, paths, files, skipped, options, progress)
     except (OSError, sqlite3.OperationalError) as e:  # read-only folder, disk full: nothing half-written is used
         raise store.unwritable(index_dir, e) from None
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _rebuild_beside(
+    index_dir: Path,
+    paths: list[Path],
+    files: list[Path],
+    skipped: list[Skipped],
+    options: IndexOptions,
+    progress: ProgressFn | None,
+) -> IndexReport:
+    """Build into a hidden sibling folder, then swap it in whole: searchers keep the old index until that moment,
+    and a build that fails leaves it as it was."""
+    target = index_dir.resolve()  # through a symlink: swap the folder it names, not the link
+    fresh = store.rebuild_folder(target)
+    with store.write_lock(fresh):  # the lock of index_dir once swapped in, so a second writer meets it either way
+        try:
+            report = _update(fresh, paths, files, skipped, options, progress)
+            store.swap_dirs(fresh, target)
+        finally:
+            store.remove_index(fresh)  # the half-built index on failure, the previous one after the swap
+    return report.model_copy(update={"index_dir": str(index_dir)})
 
 
 def _update(
@@ -111,17 +141,13 @@ def _update(
     files: list[Path],
     skipped: list[Skipped],
     options: IndexOptions,
-    rebuild: bool,
     progress: ProgressFn | None,
-    started: float,
 ) -> IndexReport:
     roots = [p.resolve() for p in paths if p.is_dir()]
-    if rebuild and index_dir.exists():
-        shutil.rmtree(index_dir)
     manifest = _open_or_create(index_dir, options)
     embedder = _embedder_for(manifest, index_dir)
     chunking = ChunkingOptions(max_tokens=manifest.chunk_tokens, overlap_tokens=manifest.overlap_tokens)
-    report = IndexReport(index_dir=str(index_dir), skipped=skipped, dense_model=manifest.dense_model)
+    report = IndexReport(index_dir=str(index_dir), skipped=list(skipped), dense_model=manifest.dense_model)
 
     # Set before the store changes, cleared once search/ and the manifest match it: a run cut short (kill,
     # disk full) leaves it, and the next run rebuilds search/ even when every file is then unchanged.
@@ -146,12 +172,18 @@ def _update(
                 progress(n, len(files), str(file))
             _index_file(conn, file, known.get(str(file)), roots, options, chunking, embedder, report)
         changed = report.files_added or report.files_updated or report.files_removed
+        # An index from before build and search ids gets search/meta.json now, so searchers can follow it.
+        rewrite = changed or was_stale or not manifest.search_id or not (index_dir / store.SEARCH_DIR).is_dir()
         report.counts = store.count(conn)
         manifest.counts, manifest.updated_at = report.counts, store.now_iso()
+        if rewrite:
+            manifest.build_id = manifest.build_id or store.new_id()
+            manifest.search_id, manifest.generation = store.new_id(), manifest.generation + 1
+            manifest.bm25s_version = _bm25s_version()
         new_manifest = store.prepare_manifest(index_dir, manifest)
         try:
-            if changed or was_stale or not (index_dir / store.SEARCH_DIR).is_dir():
-                build_search_artifacts(index_dir, conn, manifest.stemmer, manifest.dense_dim)
+            if rewrite:
+                build_search_artifacts(index_dir, conn, manifest)
         except BaseException:
             new_manifest.unlink(missing_ok=True)
             raise
@@ -159,16 +191,20 @@ def _update(
     finally:
         conn.close()
     stale.unlink()
-    report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _bm25s_version() -> str:
+    from importlib.metadata import version
+
+    return version("bm25s")
 
 
 def _open_or_create(index_dir: Path, options: IndexOptions) -> store.Manifest:
     if (index_dir / store.MANIFEST).exists():
         return store.read_manifest(index_dir)
-    if index_dir.exists() and any(index_dir.iterdir()):
+    if any(p.name != store.LOCK for p in index_dir.iterdir()):  # check_target let it through: a race, or a bug
         raise UsageError(f"{index_dir} is a non-empty folder that is not a deepsearch index; choose another --index")
-    index_dir.mkdir(parents=True, exist_ok=True)
     from .dense import MODEL_NAME, dense_installed, load_embedder
 
     use_dense = options.dense and dense_installed()
@@ -180,8 +216,9 @@ def _open_or_create(index_dir: Path, options: IndexOptions) -> store.Manifest:
         stemmer=_default_stemmer(),
         dense_model=MODEL_NAME if use_dense else None,
         dense_dim=load_embedder().dim if use_dense else None,
+        build_id=store.new_id(),
     )
-    store.write_manifest(index_dir, manifest)
+    store.write_manifest(index_dir, manifest)  # first: from now on the folder says it is an index
     return manifest
 
 
@@ -225,7 +262,7 @@ def _index_file(
         report.files_unchanged += 1
         return
     root = next((r for r in roots if file.is_relative_to(r)), None)
-    docs, doc_skips = read_documents(file, data, root, options.fields)
+    docs, doc_skips = read_documents(file, data, root, options.fields, options.html_timeout_s)
     report.skipped.extend(doc_skips)
     if not docs:  # nothing usable (binary, empty, all records bad): not recorded, so it is re-checked next run
         if known_hash is not None:
@@ -260,14 +297,15 @@ def _insert_documents(
     """Insert documents and their chunks; returns (row, retrieval text) of the new chunks."""
     new_rows: list[tuple[int, str]] = []
     for doc in docs:
-        owner = conn.execute("SELECT source_path FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone()
-        if owner is not None:
-            report.skipped.append(Skipped(path=doc.source, reason=f"duplicate id: '{doc.doc_id}' from {owner[0]}"))
+        doc_id = _free_id(conn, doc)
+        if doc_id is None:
+            (owner,) = conn.execute("SELECT source_path FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone()
+            report.skipped.append(Skipped(path=doc.source, reason=f"duplicate id: '{doc.doc_id}' from {owner}"))
             continue
-        chunks = chunk_text(doc.doc_id, doc.text, chunking)
+        chunks = chunk_text(doc_id, doc.text, chunking)
         conn.execute(
             "INSERT INTO documents(doc_id, source_path, title, source, n_chunks) VALUES (?, ?, ?, ?, ?)",
-            (doc.doc_id, path, doc.title, doc.source, len(chunks)),
+            (doc_id, path, doc.title, doc.source, len(chunks)),
         )
         for c in chunks:
             cur = conn.execute(
@@ -280,6 +318,14 @@ def _insert_documents(
     return new_rows
 
 
+def _free_id(conn: sqlite3.Connection, doc: SourceDocument) -> str | None:
+    """The document's id, or the first of its fallbacks no other document holds (README.md in a second root)."""
+    for candidate in (doc.doc_id, *doc.alt_ids):
+        if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (candidate,)).fetchone() is None:
+            return candidate
+    return None
+
+
 def _embed_rows(conn: sqlite3.Connection, rows: list[tuple[int, str]], embedder) -> None:
     for i in range(0, len(rows), _EMBED_BATCH):
         batch = rows[i : i + _EMBED_BATCH]
@@ -290,26 +336,28 @@ def _embed_rows(conn: sqlite3.Connection, rows: list[tuple[int, str]], embedder)
         )
 
 
-def build_search_artifacts(
-    index_dir: Path, conn: sqlite3.Connection, stemmer_name: str | None, dim: int | None
-) -> None:
-    """Write bm25s, row ids and the dense matrix to search.new/, then swap it in for search/."""
-    new, current, old = (index_dir / f"{store.SEARCH_DIR}{s}" for s in (".new", "", ".old"))
+def build_search_artifacts(index_dir: Path, conn: sqlite3.Connection, manifest: store.Manifest) -> None:
+    """Write bm25s, row ids, the dense matrix and meta.json to search.new/, then swap it in for search/."""
+    new, current = index_dir / f"{store.SEARCH_DIR}.new", index_dir / store.SEARCH_DIR
     shutil.rmtree(new, ignore_errors=True)
+    shutil.rmtree(index_dir / f"{store.SEARCH_DIR}.old", ignore_errors=True)  # from a version that swapped by renames
     new.mkdir()
     try:
-        _write_search_files(new, conn, stemmer_name, dim)
+        chunks = _write_search_files(new, conn, manifest.stemmer, manifest.dense_dim)
+        meta = store.SearchMeta(build_id=manifest.build_id, search_id=manifest.search_id, chunks=chunks)
+        store.write_search_meta(new, meta)
     except BaseException:  # e.g. disk full: search/ is untouched, and the partial copy gives its space back
         shutil.rmtree(new, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
     if current.exists():
-        current.rename(old)
-    new.rename(current)
-    shutil.rmtree(old, ignore_errors=True)
+        store.swap_dirs(new, current)  # a searcher opening search/ meets the old files or the new, never neither
+    else:
+        new.rename(current)
+    shutil.rmtree(new, ignore_errors=True)
 
 
-def _write_search_files(new: Path, conn: sqlite3.Connection, stemmer_name: str | None, dim: int | None) -> None:
+def _write_search_files(new: Path, conn: sqlite3.Connection, stemmer_name: str | None, dim: int | None) -> int:
+    """The search files for every chunk in the store; returns how many chunks they cover."""
     import bm25s
 
     rows, texts, vectors = [], [], []
@@ -328,3 +376,4 @@ def _write_search_files(new: Path, conn: sqlite3.Connection, stemmer_name: str |
         model.save(str(new / "bm25"))
     if dim is not None:
         np.save(new / "vectors.npy", np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float16))
+    return len(rows)

@@ -1,8 +1,10 @@
 """`local_search`: ranked chunks from a local index by BM25, dense similarity, or both fused (RRF).
 
 `LocalSearcher` opens an index once and answers many queries (thread-safe; `asearch` runs the work
-in a worker thread so the event loop never blocks). `local_search_tool` wraps it as a langchain-core
-tool with a typed input schema for the graph.
+in a worker thread so the event loop never blocks). Before each query it stats the manifest, and when
+a writer has put new search files in place (a new search_id) it loads them; every query runs against
+one loaded generation as a whole, so a row id is only ever looked up in the store it was ranked with.
+`local_search_tool` wraps it as a langchain-core tool with a typed input schema for the graph.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from deepsearch.agent.config import IndexSettings
@@ -25,6 +29,7 @@ from .local_index import stemmer
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
 _MIN_CANDIDATES = 50
+_LOAD_TRIES = 8  # a writer swapping files in mid-load costs a retry; 8 spans about 2.5 s of backoff
 
 
 class Neighbours(BaseModel):
@@ -62,62 +67,138 @@ def resolve_index_dir(settings: IndexSettings, name_or_dir: str | None) -> Path:
     return settings.dir / value
 
 
+class _Moving(Exception):
+    """The index changed while it was being opened; try again."""
+
+
+@dataclass
+class _Generation:
+    """Everything one set of search files needs; a query uses one of these throughout."""
+
+    key: str  # search_id of the files ("" in indexes from before search ids)
+    manifest: store.Manifest
+    conn: sqlite3.Connection
+    rows: np.ndarray
+    bm25: Any
+    vectors: np.ndarray | None
+    stemmer: Any
+    lock: threading.Lock
+    matrix: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, index_dir: Path) -> _Generation:
+        """Load search/ between two reads of its meta.json: equal reads mean no swap happened in between."""
+        manifest = store.read_manifest(index_dir)
+        search_dir = index_dir / store.SEARCH_DIR
+        before = store.read_search_meta(search_dir)
+        if before is None and manifest.search_id:  # search/ is being swapped, or was lost
+            raise _Moving("search/meta.json is missing")
+        conn = store.connect(index_dir)
+        try:
+            rows = np.load(search_dir / "rows.npy")
+            bm25 = _load_bm25(search_dir) if (search_dir / "bm25").exists() else None
+            has_vectors = manifest.dense_model is not None and len(rows)
+            vectors = np.load(search_dir / "vectors.npy", mmap_mode="r") if has_vectors else None
+            if store.read_search_meta(search_dir) != before or (before and before.build_id != manifest.build_id):
+                raise _Moving("search files were replaced while loading")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            conn.close()
+            if store.read_search_meta(search_dir) != before:
+                raise _Moving(str(e)) from None
+            raise store.corrupt(index_dir, f"search files unreadable: {e}{_bm25s_note(manifest)}") from None
+        except _Moving:
+            conn.close()
+            raise
+        expected = before.chunks if before else manifest.counts.chunks
+        if len(rows) != expected or (vectors is not None and vectors.shape[0] != len(rows)):
+            conn.close()
+            raise store.corrupt(index_dir, "search files do not match the chunk store")
+        conn.row_factory = sqlite3.Row
+        key = before.search_id if before else ""
+        return cls(key, manifest, conn, rows, bm25, vectors, stemmer(manifest.stemmer), threading.Lock())
+
+
+def _load_bm25(search_dir: Path):
+    import bm25s
+
+    return bm25s.BM25.load(str(search_dir / "bm25"), mmap=True)
+
+
+def _bm25s_note(manifest: store.Manifest) -> str:
+    from importlib.metadata import version
+
+    built, here = manifest.bm25s_version, version("bm25s")
+    return f" (written by bm25s {built}, this is bm25s {here})" if built and built != here else ""
+
+
+def _open_generation(index_dir: Path) -> _Generation:
+    for attempt in range(_LOAD_TRIES):
+        try:
+            return _Generation.open(index_dir)
+        except _Moving as e:
+            last = e
+            time.sleep(0.01 * 2**attempt)
+    raise store.corrupt(index_dir, f"search files unreadable: {last}")
+
+
 class LocalSearcher:
     def __init__(self, index_dir: Path, settings: IndexSettings | None = None):
         self.index_dir = index_dir
         self.settings = settings or IndexSettings()
         if not index_dir.exists():
             raise UsageError(f"no index at {index_dir}; build one with `deepsearch index PATH --index {index_dir}`")
-        self.manifest = store.read_manifest(index_dir)
-        self._conn = store.connect(index_dir)
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        self._stemmer = stemmer(self.manifest.stemmer)
-        self._matrix: np.ndarray | None = None
-        search_dir = index_dir / store.SEARCH_DIR
+        self._stamp = store.manifest_stamp(index_dir)
+        self._gen = _open_generation(index_dir)
+        self._reload_lock = threading.Lock()
+
+    @property
+    def manifest(self) -> store.Manifest:
+        return self._gen.manifest
+
+    def _current(self) -> _Generation:
+        """The loaded generation, after loading the one on disk if a writer has replaced it (one stat when not)."""
+        stamp = store.manifest_stamp(self.index_dir)
+        if stamp is None or stamp == self._stamp:  # None: a rebuild's two-rename swap is under way
+            return self._gen
+        with self._reload_lock:
+            if stamp != self._stamp:
+                if store.read_manifest(self.index_dir).search_id != self._gen.key:
+                    self._gen = _open_generation(self.index_dir)  # the old one closes when its last query ends
+                self._stamp = stamp
+            return self._gen
+
+    def _moved_on(self, gen: _Generation) -> bool:
         try:
-            self._rows = np.load(search_dir / "rows.npy")
-            self._bm25 = self._load_bm25(search_dir) if (search_dir / "bm25").exists() else None
-            has_vectors = self.manifest.dense_model is not None and len(self._rows)
-            self._vectors = np.load(search_dir / "vectors.npy", mmap_mode="r") if has_vectors else None
-        except (OSError, ValueError, KeyError) as e:
-            raise store.corrupt(index_dir, f"search files unreadable: {e}") from None
-        if len(self._rows) != self.manifest.counts.chunks or (
-            self._vectors is not None and self._vectors.shape[0] != len(self._rows)
-        ):
-            raise store.corrupt(index_dir, "search files do not match the chunk store")
-
-    @staticmethod
-    def _load_bm25(search_dir: Path):
-        import bm25s
-
-        return bm25s.BM25.load(str(search_dir / "bm25"), mmap=True)
+            return store.read_manifest(self.index_dir).search_id != gen.key
+        except store.IndexCorrupt:
+            return True
 
     def close(self) -> None:
-        self._conn.close()
+        self._gen.conn.close()
 
     def default_mode(self) -> SearchMode:
         mode = self.settings.mode
-        return "bm25" if mode == "hybrid" and self._vectors is None else mode
+        return "bm25" if mode == "hybrid" and self._current().vectors is None else mode
 
     def search(self, query: str, k: int = 5, mode: SearchMode | None = None) -> list[LocalHit]:
         query = " ".join(query.split())
         if not query:
             raise UsageError("the search query is empty")
+        gen = self._current()
         mode = mode or self.default_mode()
-        if mode in ("dense", "hybrid") and self._vectors is None:
+        if mode in ("dense", "hybrid") and gen.vectors is None:
             raise UsageError(
                 f"index {self.index_dir} has no dense vectors; use --mode bm25, or install the dense extra and "
                 "re-run `deepsearch index` with --rebuild"
             )
-        if not len(self._rows):
+        if not len(gen.rows):
             return []
-        depth = min(len(self._rows), max(_MIN_CANDIDATES, 4 * k * max(1, self.settings.per_doc)))
+        depth = min(len(gen.rows), max(_MIN_CANDIDATES, 4 * k * max(1, self.settings.per_doc)))
         lists: dict[str, list[tuple[int, float]]] = {}
         if mode in ("bm25", "hybrid"):
-            lists["bm25"] = self._bm25_ranking(query, depth)
+            lists["bm25"] = self._bm25_ranking(gen, query, depth)
         if mode in ("dense", "hybrid"):
-            lists["dense"] = self._dense_ranking(query, depth)
+            lists["dense"] = self._dense_ranking(gen, query, depth)
         if mode == "hybrid":
             fused = reciprocal_rank_fusion(
                 [[i for i, _ in lists["bm25"]], [i for i, _ in lists["dense"]]],
@@ -127,38 +208,42 @@ class LocalSearcher:
         else:
             fused = lists[mode]
         ranks = {name: {i: r for r, (i, _) in enumerate(ranking, 1)} for name, ranking in lists.items()}
-        return self._hits(fused, ranks, k)
+        return self._hits(gen, fused, ranks, k)
 
     async def asearch(self, query: str, k: int = 5, mode: SearchMode | None = None) -> list[LocalHit]:
         return await asyncio.to_thread(self.search, query, k, mode)
 
-    def _bm25_ranking(self, query: str, depth: int) -> list[tuple[int, float]]:
+    def _bm25_ranking(self, gen: _Generation, query: str, depth: int) -> list[tuple[int, float]]:
         import bm25s
 
-        if self._bm25 is None:  # an empty index, or one whose chunks hold no indexable word
+        if gen.bm25 is None:  # an empty index, or one whose chunks hold no indexable word
             return []
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
-        known = self._bm25.get_tokens_ids(tokens[0])
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=gen.stemmer, return_ids=False, show_progress=False)
+        known = gen.bm25.get_tokens_ids(tokens[0])
         if not known:  # no query word occurs in the corpus: nothing matches, rather than arbitrary chunks
             return []
-        scores = self._bm25.get_scores(known)
+        scores = gen.bm25.get_scores(known)
         return _top(scores, depth, positive_only=True)
 
-    def _dense_ranking(self, query: str, depth: int) -> list[tuple[int, float]]:
+    def _dense_ranking(self, gen: _Generation, query: str, depth: int) -> list[tuple[int, float]]:
         from .dense import load_embedder
 
-        if self._matrix is None:  # float16 on disk; float32 once in memory so each query is one matmul
-            self._matrix = np.asarray(self._vectors, dtype=np.float32)
+        if gen.matrix is None:  # float16 on disk; float32 once in memory so each query is one matmul
+            gen.matrix = np.asarray(gen.vectors, dtype=np.float32)
         q = load_embedder().embed([query])[0]
-        return _top(self._matrix @ q, depth)
+        return _top(gen.matrix @ q, depth)
 
-    def _hits(self, ranked: list[tuple[int, float]], ranks: dict[str, dict[int, int]], k: int) -> list[LocalHit]:
+    def _hits(
+        self, gen: _Generation, ranked: list[tuple[int, float]], ranks: dict[str, dict[int, int]], k: int
+    ) -> list[LocalHit]:
         hits: list[LocalHit] = []
         per_doc: dict[str, int] = {}
         for position, score in ranked:
-            row = self._chunk_row(int(self._rows[position]))
+            row = self._chunk_row(gen, int(gen.rows[position]))
             if row is None:
-                if (self.index_dir / store.STALE).exists():  # an update was cut short: its old chunks are gone
+                # Row ids are never reused: a missing one was deleted by an update that is under way (stale
+                # marker) or done (new search files, loaded on the next query). Otherwise the index is damaged.
+                if (self.index_dir / store.STALE).exists() or self._moved_on(gen):
                     continue
                 raise store.corrupt(self.index_dir, "a ranked chunk is missing from the chunk store")
             doc_id = row["doc_id"]
@@ -178,19 +263,21 @@ class LocalSearcher:
                 break
         return hits
 
-    def _chunk_row(self, row: int) -> sqlite3.Row | None:
+    @staticmethod
+    def _chunk_row(gen: _Generation, row: int) -> sqlite3.Row | None:
         query = (
             'SELECT c.doc_id, c.chunk_id, d.title, c.text, d.source, c.start, c."end", c.prev_id, c.next_id '
             "FROM chunks c JOIN documents d USING (doc_id) WHERE c.row = ?"
         )
-        with self._lock:
-            return self._conn.execute(query, (row,)).fetchone()
+        with gen.lock:
+            return gen.conn.execute(query, (row,)).fetchone()
 
     def get_chunks(self, chunk_ids: list[str]) -> dict[str, str]:
         """Texts of chunks by id, e.g. a hit's neighbours for more context."""
+        gen = self._current()
         marks = ",".join("?" * len(chunk_ids))
-        with self._lock:
-            rows = self._conn.execute(f"SELECT chunk_id, text FROM chunks WHERE chunk_id IN ({marks})", chunk_ids)
+        with gen.lock:
+            rows = gen.conn.execute(f"SELECT chunk_id, text FROM chunks WHERE chunk_id IN ({marks})", chunk_ids)
             return {r["chunk_id"]: r["text"] for r in rows}
 
 

@@ -37,7 +37,14 @@ def index(
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Index name (default: 'default').")] = None,
     index_opt: IndexOpt = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Delete the index and build it from scratch.")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Build the index from scratch beside the old one, then swap it in (the old one answers searches "
+            "until then). Refused for a folder that is not a deepsearch index.",
+        ),
+    ] = False,
     stats: Annotated[bool, typer.Option("--stats", help="Print documents, chunks, tokens and size on disk.")] = False,
     id_field: Annotated[str | None, typer.Option(help="json/jsonl: key of the document id.")] = None,
     title_field: Annotated[str | None, typer.Option(help="json/jsonl: key of the title.")] = None,
@@ -61,7 +68,7 @@ def index(
     Re-running is incremental: files whose content hash is unchanged are skipped, changed files are
     re-chunked, and files deleted from disk are dropped. Binary, oversized and unreadable files are
     skipped and counted. Chunking and the dense model are fixed when an index is created; change them
-    with --rebuild.
+    with --rebuild. One writer at a time: a second `deepsearch index` on the same index is refused.
 
     Example: deepsearch index ~/papers notes.md --name work   |   deepsearch index --stats --name work
     """
@@ -145,6 +152,8 @@ def _print_stats(index_dir: Path, as_json: bool) -> None:
         "stemmer": manifest.stemmer,
         "dense_model": manifest.dense_model,
         "updated_at": manifest.updated_at,
+        "generation": manifest.generation,
+        "bm25s_version": manifest.bm25s_version,
     }
     if as_json:
         print(json.dumps(data, indent=2))
@@ -153,7 +162,8 @@ def _print_stats(index_dir: Path, as_json: bool) -> None:
         f"{escape(str(index_dir))}\n  documents {data['documents']}  chunks {data['chunks']}  tokens {data['tokens']}  "
         f"files {data['sources']}\n  size on disk {data['size_bytes'] / 2**20:.1f} MiB  chunking "
         f"{data['chunk_tokens']}/{data['overlap_tokens']} tokens  stemmer {data['stemmer']}  "
-        f"dense {data['dense_model'] or 'off'}\n  updated {data['updated_at']}",
+        f"dense {data['dense_model'] or 'off'}\n  updated {data['updated_at']}  generation {data['generation']}  "
+        f"bm25s {data['bm25s_version'] or 'unrecorded'}",
         highlight=False,
     )
 
