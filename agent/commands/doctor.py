@@ -1,4 +1,8 @@
-"""`deepsearch doctor`: is the configured LLM usable? reachable, model listed, guided JSON, logprobs."""
+"""`deepsearch doctor`: is the configured LLM usable? reachable, model listed, guided JSON, logprobs.
+
+For the embedded model it first checks the llama.cpp build (portable or native, the CPU features it uses, this
+CPU's flags) and decodes a few tokens in a child process: a build that dies with SIGILL fails a check, not doctor.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 import time
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
 
@@ -31,8 +35,49 @@ class Check(BaseModel):
 
 
 class _Probe(BaseModel):
-    city: str
+    city: str = Field(max_length=40)  # a bound the grammar enforces: a drifting small model stops at 40 characters
     population_millions: float
+
+
+def embedded_build_checks(model_path) -> list[Check]:
+    """The llama.cpp build's rows; the last is the child-process decode (its failure means: do not load in-process)."""
+    from ..llm import llamacpp_build as build
+
+    version = build.installed_version()
+    if version is None:
+        return [Check(name="embedded build", ok=False, detail='llama-cpp-python is not installed (make install)')]
+    marker = build.portable_marker()
+    checks = [
+        Check(
+            name="embedded build",
+            ok=marker is not None,
+            detail=f"llama-cpp-python {version}, portable: {marker}"
+            if marker
+            else f"llama-cpp-python {version} has no PORTABLE_BUILD marker: a native build dies on AMX CPUs; "
+            + build.FIX,
+            required=False,
+        )
+    ]
+    decode = build.decode_in_child(model_path)
+    if decode.system_info is not None:
+        features = build.parse_system_info(decode.system_info)
+        unsafe = build.unsafe_features(features)
+        shown = " ".join(f"{k}={v}" for k, v in features.items())
+        off = ", ".join(f"{p}=0" for p in build.UNSAFE_FEATURE_PREFIXES if not any(u.startswith(p) for u in unsafe))
+        checks.append(
+            Check(
+                name="CPU features (build)",
+                ok=not unsafe,
+                detail=f"{shown}; {off}" if not unsafe else f"{shown}: uses {', '.join(unsafe)}; {build.FIX}",
+            )
+        )
+    flags = build.host_cpu_flags()
+    if flags is not None:
+        has = " ".join(f for f, on in flags.items() if on) or "none"
+        lacks = " ".join(f for f, on in flags.items() if not on) or "none"
+        checks.append(Check(name="CPU flags (host)", ok=True, detail=f"has {has}; lacks {lacks}"))
+    checks.append(Check(name="decode (child process)", ok=decode.ok, detail=decode.detail))
+    return checks
 
 
 async def run_checks(settings) -> list[Check]:
@@ -70,6 +115,10 @@ async def run_checks(settings) -> list[Check]:
             if not all(c.ok for c in checks):
                 return checks
         else:
+            build_checks = await asyncio.to_thread(embedded_build_checks, backend.model_path)
+            checks += build_checks
+            if not build_checks[-1].ok:  # loading it here could kill doctor the same way
+                return checks
             started = time.perf_counter()
             try:
                 backend._load()
