@@ -13,6 +13,7 @@ import pytest
 from deepsearch.agent.config import LLMSettings
 from deepsearch.agent.llm import ChatMessage, LLMClient, LLMRequest, generate_structured
 from deepsearch.agent.llm.llamacpp_backend import LlamaCppBackend, packaged_model_path
+from deepsearch.agent.llm.openai_backend import OpenAIBackend
 from pydantic import BaseModel
 
 MODEL = packaged_model_path()
@@ -130,6 +131,35 @@ def test_closed_book_ask_through_llama_cpp_server(llama_server, cli_env):
     result = json.loads(out.stdout)
     assert result["backend"] == "openai" and result["usage"]["llm_calls"] >= 1
     assert result["answer"], result
+
+
+class CityPopulation(BaseModel):
+    city: str  # unbounded, like doctor's probe was: the backend must bound it for llama.cpp's grammar
+    population_millions: float
+
+
+async def test_a_structured_call_to_the_llama_cpp_server_parses_on_the_first_attempt(llama_server):
+    """Issue 13: the server's repeat_penalty 1.1 and an unbounded string sent this to max_tokens, then a retry."""
+    backend = OpenAIBackend(LLMSettings(base_url=[llama_server], max_tokens=512))
+    try:
+        question = [ChatMessage(role="user", content="Name the largest city of Japan and its population.")]
+        fallback = CityPopulation(city="", population_millions=0)
+        outcome = await generate_structured(LLMClient(backend), question, CityPopulation, role="t", fallback=fallback)
+    finally:
+        await backend.aclose()
+    assert backend.server_kind == "llamacpp"
+    assert outcome.status == "ok" and len(outcome.responses) == 1, outcome.failures
+    assert outcome.responses[0].usage.completion_tokens < 100 and outcome.responses[0].finish_reason == "stop"
+
+
+def test_doctor_guided_json_passes_first_try_against_the_llama_cpp_server(llama_server, cli_env):
+    out = subprocess.run(
+        [sys.executable, "-m", "deepsearch.agent", "doctor", "--json", "--llm-base-url", llama_server],
+        env=cli_env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert checks["guided JSON"]["detail"].startswith("ok via llamacpp:"), checks["guided JSON"]
 
 
 def test_closed_book_ask_embedded_default(cli_env):

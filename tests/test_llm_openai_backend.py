@@ -1,11 +1,14 @@
 import asyncio
 import json
+import re
+from typing import Literal
 
 import pytest
 from deepsearch.agent.config import LLMSettings
 from deepsearch.agent.llm import ChatMessage, LLMClient, LLMRequest, LLMServerError, LLMUnavailable, generate_structured
+from deepsearch.agent.llm.llamacpp_backend import FREE_STRING_MAX_CHARS, grammar_schema
 from deepsearch.agent.llm.openai_backend import OpenAIBackend
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -179,3 +182,50 @@ def test_fake_server_streams_and_truncates(fake_server):
     )
     assert all(c.choices[0].finish_reason is None for c in chunks if c.choices)
     assert json.loads(json.dumps(fake_server.requests[-1]))["stream"] is True
+
+
+class Listed(BaseModel):
+    name: str
+    tags: list[str]
+    code: str = Field(max_length=8, min_length=2)
+    unit: Literal["m", "km"]
+
+
+@pytest.mark.parametrize("owned_by", ["me", "llamacpp", "vllm"])
+async def test_llama_cpp_servers_decode_like_the_embedded_backend(owned_by):
+    """llama-cpp-python's server would apply repeat_penalty 1.1 and an unbounded, newline-admitting string rule."""
+    with FakeOpenAIServer(owned_by=owned_by) as server:
+        backend = backend_for(server.base_url)
+        await backend.complete(ask(json_schema=Listed.model_json_schema(), schema_name="Listed"))
+        await backend.complete(ask())  # free text too: the same sampling as in-process
+        structured, plain = server.requests[-2:]
+        await backend.aclose()
+    if owned_by == "vllm":
+        assert "repeat_penalty" not in structured and "pattern" not in json.dumps(structured)
+        return
+    assert structured["repeat_penalty"] == plain["repeat_penalty"] == 1.0
+    props = structured["response_format"]["schema"]["properties"]
+    assert props["name"]["pattern"].endswith(f"{{0,{FREE_STRING_MAX_CHARS}}}$")
+    assert props["tags"]["items"]["pattern"].endswith(f"{{0,{FREE_STRING_MAX_CHARS}}}$")
+    assert props["code"]["pattern"].endswith("{2,8}$")
+    assert "pattern" not in props["unit"]  # an enum is bounded already
+
+
+def test_the_string_pattern_is_json_string_content():
+    content = re.compile(grammar_schema({"type": "string", "maxLength": 12})["pattern"])
+    for ok in ("Tokyo", "São Paulo", 'say \\"hi\\"', "a\\nb", "\\u00e9t\\u00e9", ""):
+        assert content.fullmatch(ok), ok
+    for bad in ("two\nlines", "tab\there", 'a"b', "trailing\\", "thirteen char"):
+        assert not content.fullmatch(bad), bad
+
+
+def test_llama_cpp_converts_the_bounded_schemas_without_falling_back():
+    """On a converter error llama-cpp-python silently drops to schemaless JSON (llama_chat_format
+    `_grammar_for_json_schema(fallback_to_json=True)`), so every pattern we send must convert."""
+    gbnf = pytest.importorskip("llama_cpp.llama_grammar").json_schema_to_gbnf
+    from deepsearch.tools.rerank.evidence import EvidenceReply
+    from deepsearch.tools.rerank.listwise import ListwiseReply
+
+    for model in (Listed, EvidenceReply, ListwiseReply):
+        grammar = gbnf(json.dumps(grammar_schema(model.model_json_schema())))
+        assert r'[^"\\\x7F\x00-\x1F]' in grammar and "char ::=" not in grammar, model.__name__

