@@ -19,7 +19,7 @@ from deepsearch.prompts import load_prompt
 from deepsearch.tools.rerank.models import Candidate
 from deepsearch.tools.rerank.prompting import passage_block
 
-from tests.fakes.grounded_reader import SURE, UNSURE, GroundedReader, contains, norm
+from tests.fakes.grounded_reader import SURE, UNSURE, GroundedReader, contains, content_words, norm
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.graph_support import split_known
 
@@ -154,6 +154,15 @@ def test_queries_are_the_subgoals_own_words_never_its_answer(reader):
                 ),
             )
             assert not {norm(x) for x in again["queries"]} & {norm(x) for x in out["queries"]}
+
+
+def test_a_dependant_whose_parent_found_nothing_searches_with_the_questions_words(reader):
+    q = q_by_shape(reader, 2)
+    hop = q.hops[1]
+    out, _ = reply(reader, body("rewrite", question=q.question, subgoal=hop.question, known="", previous="(none)",
+                                max_queries=2))  # fmt: skip
+    wide = [x for x in out["queries"] if set(content_words(q.question)) <= set(norm(x).split())]
+    assert wide and not any(contains(x, a) for x in out["queries"] for a in hop.answers)
 
 
 def test_reranker_puts_the_answer_passage_first_and_lists_every_id(reader, data):

@@ -246,15 +246,26 @@ class GroundedReader:
         return {"queries": fresh[: int(wanted.group(1)) if wanted else 2]}, None
 
     def _variants(self, q: GroundedQuestion, subgoal: str) -> list[str]:
-        """Wordings of a sub-goal from its own words: filled in, keywords, the parent answers first."""
+        """Wordings of a sub-goal from the prompt's words: filled in, keywords, the parent answers first, with
+        the question's words (what a reader does when a parent's answer is missing or the hop is terse), and
+        each half of its keywords; the rewriter hands them out in this order, two a round."""
         hop, known = self.hop(q, subgoal)
         filled = re.sub(r"#(\d+)", lambda m: known.get(int(m.group(1)) - 1, ""), hop.question)
         filled = " ".join(filled.replace(">>", " ").split())
-        keywords = " ".join(content_words(filled))
+        words = content_words(filled)
         shown = [known[k] for k in sorted(known)]
-        rest = [w for w in content_words(filled) if not any(contains(a, w) for a in shown)]
-        entity_first = " ".join([*shown, *rest])
-        return [v[:120] for v in dict.fromkeys([filled, keywords, entity_first]) if v.strip()]
+        rest = [w for w in words if not any(contains(a, w) for a in shown)]
+        context = [*words, *(w for w in content_words(q.question) if w not in words)]
+        half = (len(words) + 1) // 2  # each half of a long sub-goal names a different thing to look for
+        variants = [filled, " ".join(words), " ".join([*shown, *rest]), " ".join(context)]
+        variants += [" ".join(words[:half]), " ".join(words[half:])] if len(words) >= 4 else []
+        if set(hop.parents) - set(known):  # a parent found nothing: "#1" is a hole the question's words fill
+            variants.insert(0, variants.pop())
+        out: list[str] = []
+        for v in (v[:120].strip() for v in variants):
+            if v and norm(v) not in {norm(o) for o in out}:
+                out.append(v)
+        return out
 
     def _judged(self, text: str) -> tuple[GroundedQuestion | None, str, tuple[str, list] | None]:
         q = self.question(section_of(text, "Question"))
@@ -282,7 +293,8 @@ class GroundedReader:
             }
             return reply, SURE
         variants = self._variants(q, subgoal) if q else [subgoal]
-        reply = {"answer": UNKNOWN, "answered": False, "decision": "continue", "next_query": variants[-1][:120],
+        next_query = variants[min(2, len(variants) - 1)]  # the rewriter offers the first two wordings itself
+        reply = {"answer": UNKNOWN, "answered": False, "decision": "continue", "next_query": next_query,
                  "rationale": "the evidence does not state it", "labels": labels}  # fmt: skip
         return reply, UNSURE
 
