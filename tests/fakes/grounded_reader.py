@@ -11,8 +11,9 @@ the prompt alone:
   high (SURE) when found, low (UNSURE) when not, so belief from logprobs means something.
 - reranker: passages holding the hop answer graded 10, the rest by words shared with the query;
   evidence extraction copies the sentence holding the answer, else the first sentence.
-- answerer / reviser: the final answer when a block holds it, citing that block; else the deepest finding
-  a block holds; else "unknown". verifier: a claim is supported only when a cited block holds its answer.
+- answerer / reviser: the final answer when a block holds it, citing that block; else "unknown" (a reader
+  short of the last hop does not offer an earlier hop's answer as the answer). verifier: a claim is
+  supported only when a cited block holds its answer.
 
 A yes/no gold answer cannot be read off a passage: it counts as held when the question's supporting
 passages are all shown. An instrument for tests and benchmarks, not a backend users choose.
@@ -306,8 +307,6 @@ class GroundedReader:
         q = self.question(section_of(text, "Question"))
         blocks = evidence_blocks(text)
         found = q.held(q.hops[-1] if q.hops else q.whole, blocks) if q else None
-        if not found and q:  # the deepest hop a block holds: what a reader short of the last hop would say
-            found = next((f for h in reversed(q.hops[:-1]) if (f := q.held(h, blocks))), None)
         if not found:
             claim = {"text": "The evidence does not state the answer.", "citations": [blocks[0][0] if blocks else 1]}
             return {"short_answer": UNKNOWN, "claims": [claim]}, None
