@@ -120,7 +120,9 @@ class ResearchTools:
             "web_search",
             {"query": outcome.query},
             success=outcome.status != "unavailable",
-            error=outcome.message or None,  # also why it fell back, or that "nothing" may be a block
+            # also why it fell back, that "nothing" may be a block, and a cache that failed and is off
+            error="; ".join(filter(None, [outcome.message, self._cache_note(self.web.cache, self.web.brief_cache)]))
+            or None,
             latency_s=outcome.elapsed_ms / 1000,
             results=[
                 {"url": r.url, "title": r.title, "snippet": r.snippet, "score": 1 / r.rank} for r in outcome.results
@@ -173,7 +175,8 @@ class ResearchTools:
             "fetch_page",
             {"url": url},
             success=page.ok,
-            error=None if page.ok else f"{page.status}: {page.message}",
+            error="; ".join(filter(None, [None if page.ok else f"{page.status}: {page.message}",
+                                          page.cache_degraded and f"page cache off: {page.cache_degraded}"])) or None,
             latency_s=page.elapsed_ms / 1000,
             results=[{"url": page.final_url or url, "title": page.title, "text": page.text}] if page.ok else [],
         )
@@ -208,6 +211,11 @@ class ResearchTools:
         return None
 
     # ---- bookkeeping ---------------------------------------------------------------------------
+
+    def _cache_note(self, *caches: Any) -> str | None:
+        """Why a cache is off (it failed: the run goes on without it)."""
+        notes = [f"{c.namespace} cache off: {c.degraded}" for c in caches if getattr(c, "degraded", None)]
+        return "; ".join(notes) or None
 
     def _count(self, kind: str) -> None:
         if self.budget is not None:

@@ -84,3 +84,23 @@ async def test_web_down_degrades_to_local_and_says_so(tmp_path):
     trajectory = load_trajectory(find_log(settings.traces.dir, result.trace_id))
     failed = [s for s in trajectory.steps if s.kind == "tool_call" and s.tool == "web_search"]
     assert failed and not failed[0].success and "timed out" in failed[0].error.lower()
+
+
+async def test_parallel_queries_fetch_a_page_once_and_a_broken_cache_is_a_note_not_an_end(tmp_path):
+    with LocalWebServer() as server:
+        server.routes["/lumeria"] = page(LUMERIA)
+        hit = {"title": "Lumeria", "href": server.url("/lumeria"), "body": "Lumeria is a harbour city"}
+        ddgs = FakeDDGS(*[[hit]] * 10)
+        settings = web_settings(tmp_path)
+        settings.cache.dir.mkdir(parents=True)
+        (settings.cache.dir / "pages.sqlite").write_bytes(b"this is not a database" * 100)  # the page cache
+        model = river_model()
+        model.handlers["query_rewriter"] = {"queries": ["Lumeria river", "river through Lumeria city"]}
+        tools = web_tools(settings, ddgs)
+        result = await aresearch(QUESTION, settings=settings, backend=fake_backend(model), tools=tools)
+    assert result.termination == "answered"
+    # Three queries in parallel name the same URL: one fetch, counted once.
+    assert result.usage.fetches == 1 and len(server.requests) == 1
+    trajectory = load_trajectory(find_log(settings.traces.dir, result.trace_id))
+    notes = [s.error or "" for s in trajectory.steps if s.kind == "tool_call"]
+    assert tools.fetcher.cache.degraded and any("page cache off" in n for n in notes)
