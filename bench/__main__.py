@@ -32,6 +32,7 @@ SUITE: list[tuple[str, dict, dict]] = [
     ("sample_retrieval", {}, {}),
     ("index_speed", {"html": None, "synthetic": 20_000}, {"html": None, "synthetic": 2_000, "dense": False}),
     ("fetch_extract", {"rounds": 3}, {"rounds": 1}),
+    ("extract_pool", {"pages": 64, "repeats": 5}, {"pages": 64, "repeats": 1}),
     ("traces_export", {"runs": 2000, "repeats": 1}, {"runs": 200, "repeats": 1}),
     ("embedded_model", {"repeats": 2}, {"repeats": 1}),
     ("injection_detector", {}, {}),

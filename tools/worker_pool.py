@@ -3,8 +3,13 @@
 trafilatura's own timeout does not apply to library calls and extraction can run away on
 pathological HTML, so a timeout here means SIGKILL and a fresh worker, never a stuck thread.
 Workers are long-lived (import costs are paid once) and use the "spawn" start method, which is
-safe in a process that runs threads and an event loop. The pool is shared across event loops:
-callers wait for a free worker in a thread, so the loop itself never blocks.
+safe in a process that runs threads and an event loop.
+
+The pool is shared across event loops and threads. Waiting for a free worker holds no thread: an
+async caller waits on a future of its own loop, handed the worker when one is released (a sync caller
+waits on an event). Only a call that holds a worker occupies a thread, one of the pool's own `size`
+threads, so many pages waiting for extraction never starve the default executor that cache reads,
+searches and `asyncio.to_thread` share.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import multiprocessing
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -67,32 +73,130 @@ class _Worker:
         self.conn.close()
 
 
+Slot = _Worker | None  # a live worker, or None: start one on demand
+
+
+class _SyncWaiter:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.slot: Slot = None
+
+    def deliver(self, slot: Slot) -> bool:
+        self.slot = slot
+        self.event.set()
+        return True
+
+
+class _AsyncWaiter:
+    def __init__(self, loop: asyncio.AbstractEventLoop, slots: _Slots):
+        self.loop, self.slots = loop, slots
+        self.future: asyncio.Future[Slot] = loop.create_future()
+
+    def deliver(self, slot: Slot) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(self._resolve, slot)
+        except RuntimeError:  # its loop is closed: nobody is waiting any more
+            return False
+        return True
+
+    def _resolve(self, slot: Slot) -> None:
+        if self.future.cancelled():
+            self.slots.release(slot)  # cancelled after it was chosen: the next waiter gets the worker
+        else:
+            self.future.set_result(slot)
+
+
+class _Slots:
+    """`size` slots handed out first come, first served to sync and async callers alike."""
+
+    def __init__(self, size: int):
+        self._lock = threading.Lock()
+        self._free: deque[Slot] = deque([None] * size)
+        self._waiters: deque[_SyncWaiter | _AsyncWaiter] = deque()
+
+    def acquire_sync(self) -> Slot:
+        with self._lock:
+            if self._free and not self._waiters:
+                return self._free.popleft()
+            waiter = _SyncWaiter()
+            self._waiters.append(waiter)
+        waiter.event.wait()
+        return waiter.slot
+
+    async def acquire(self) -> Slot:
+        with self._lock:
+            if self._free and not self._waiters:
+                return self._free.popleft()
+            waiter = _AsyncWaiter(asyncio.get_running_loop(), self)
+            self._waiters.append(waiter)
+        try:
+            return await waiter.future
+        except BaseException:
+            with self._lock:
+                queued = waiter in self._waiters
+                if queued:
+                    self._waiters.remove(waiter)
+            if not queued and waiter.future.done() and not waiter.future.cancelled():
+                self.release(waiter.future.result())  # handed over just as we were cancelled
+            raise
+
+    def release(self, slot: Slot) -> None:
+        while True:
+            with self._lock:
+                if not self._waiters:
+                    self._free.append(slot)
+                    return
+                waiter = self._waiters.popleft()
+            if waiter.deliver(slot):
+                return
+
+
 class WorkerPool:
     def __init__(self, size: int):
         self.size = size
         self._ctx = multiprocessing.get_context("spawn")
-        # Slots hold a live worker or None (start one on demand); the queue hands them out one caller at a time.
-        self._slots: queue.Queue[_Worker | None] = queue.Queue()
-        for _ in range(size):
-            self._slots.put(None)
+        self._slots = _Slots(size)
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._threads: ThreadPoolExecutor | None = None  # one per slot: a running call never waits for a thread
 
     def call_sync(self, fn: Callable[..., Any], *args: Any, timeout_s: float, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` in a worker; raises WorkerTimeout or WorkerCrashed."""
-        worker = self._slots.get()
+        return self._run(self._slots.acquire_sync(), fn, args, kwargs, timeout_s)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, timeout_s: float, **kwargs: Any) -> Any:
+        """The same from async code: waits for a worker without holding a thread, then runs on the pool's own."""
+        slot = await self._slots.acquire()
         try:
-            if worker is None:
+            threads = self._executor()
+            future = asyncio.get_running_loop().run_in_executor(threads, self._run, slot, fn, args, kwargs, timeout_s)
+        except BaseException:
+            self._slots.release(slot)
+            raise
+        # Cancelling the caller does not stop the call (shielded: `_run` always runs and frees the slot); the
+        # worker finishes or hits its hard timeout. The result of an abandoned call is then dropped quietly.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(future)
+
+    def _run(self, slot: Slot, fn: Callable[..., Any], args: tuple, kwargs: dict, timeout_s: float) -> Any:
+        worker = slot
+        try:
+            with self._lock:
+                stale = worker is not None and worker not in self._all  # killed by close()
+            if worker is None or stale:
                 worker = self._start()
             return worker.call(fn, args, kwargs, timeout_s)
         finally:
             if worker is not None and worker.broken:
                 self._discard(worker)
                 worker = None
-            self._slots.put(worker)
+            self._slots.release(worker)
 
-    async def call(self, fn: Callable[..., Any], *args: Any, timeout_s: float, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self.call_sync, fn, *args, timeout_s=timeout_s, **kwargs)
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="deepsearch-extract")
+            return self._threads
 
     def _start(self) -> _Worker:
         worker = _Worker(self._ctx)
@@ -108,8 +212,11 @@ class WorkerPool:
     def close(self) -> None:
         with self._lock:
             workers, self._all = list(self._all), set()
+            threads, self._threads = self._threads, None
         for worker in workers:
             worker.kill()
+        if threads is not None:
+            threads.shutdown(wait=False)
 
 
 _shared: dict[int, WorkerPool] = {}
