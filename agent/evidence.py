@@ -20,8 +20,11 @@ def _attr(value: str) -> str:
 
 
 def _block(n: int, ev: Evidence, text: str) -> str:
-    # A passage must not be able to close its own block and talk outside it.
-    safe = text.replace("</evidence", "</ evidence").replace("<evidence", "< evidence")
+    # A passage must not be able to close its own block and talk outside it, however the tag is cased or spaced.
+    import re
+
+    space = r"[\s\u200b-\u200d\u2060\ufeff]*"  # and the zero-width characters a model does not see
+    safe = re.sub(rf"(?i)[<\uff1c\ufe64](?={space}/?{space}evidence)", "‹", text)
     return f'<evidence id="{n}" title="{_attr(ev.title)}" source="{_attr(ev.source)}">\n{safe}\n</evidence>'
 
 

@@ -2,6 +2,12 @@
 excerpt; the excerpt is located in the source by fuzzy matching and only the source's own words go
 forward (widened to whole sentences, so each passage reads on its own). A poor match is replaced by the
 best-matching source span; no match drops the candidate. Passages then share a token budget in rank order.
+
+Fuzzy scores forgive what matters most: "opened in 1953" scores 93 against the source's "opened in 1952",
+and a four-character excerpt matches nearly any span. So an excerpt is *verified* only when its numbers
+(digits, so dates too) and capitalised names all occur exactly in the source text that goes forward, and
+the score it needs rises as the excerpt gets shorter (near-exact for a few words). One that fails only the
+exact check is *replaced*: the source's own span, with the source's numbers, stands in for it.
 """
 
 from __future__ import annotations
@@ -73,16 +79,57 @@ def widen_to_sentences(source: str, start: int, end: int) -> str:
     return source[kept[0][0] : kept[-1][1]].strip()
 
 
+FULL_LENGTH_CHARS = 80  # an excerpt this long (or longer) needs only the configured thresholds
+_NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
+_NAME = re.compile(r"[A-Z][\w'’-]*")
+_OPENERS = ".!?:;\"'“‘([-–—"  # after one of these (or at the start) a capital may only start a sentence
+
+
+def scaled_threshold(threshold: float, excerpt: str) -> float:
+    """`threshold` for a full-length excerpt, rising linearly to 100 as the excerpt shrinks to nothing."""
+    share = min(1.0, len(excerpt.strip()) / FULL_LENGTH_CHARS)
+    return 100 - (100 - threshold) * share
+
+
+def exact_facts(excerpt: str) -> list[str]:
+    """The excerpt's numbers and capitalised names (not a capital that only starts a sentence)."""
+    facts = [m.group(0) for m in _NUMBER.finditer(excerpt)]
+    for m in _NAME.finditer(excerpt):
+        before = excerpt[: m.start()].rstrip()
+        if before and before[-1] not in _OPENERS:
+            facts.append(m.group(0).removesuffix("'s").removesuffix("’s"))
+    return facts
+
+
+def missing_facts(excerpt: str, text: str) -> list[str]:
+    """The excerpt's exact facts that `text` does not contain as whole words."""
+    return [f for f in dict.fromkeys(exact_facts(excerpt)) if not re.search(rf"(?<![\w.,]){re.escape(f)}(?!\w)", text)]
+
+
+class EvidenceCheck(BaseModel):
+    text: str = Field(description="the source's own words standing for the excerpt; empty when dropped")
+    verification: str = Field(description="verified, replaced or dropped")
+    score: float = Field(description="fuzzy match 0-100")
+    needed: float = Field(description="the score this excerpt needed to be verified (scaled by its length)")
+    missing: list[str] = Field(default_factory=list, description="numbers and names of the excerpt not in the text")
+
+
+def check(excerpt: str, source: str, settings: RerankSettings) -> EvidenceCheck:
+    """Locate `excerpt` in `source` and decide: verified, replaced (the best source span stands in) or dropped."""
+    match = locate(excerpt, source)
+    needed = scaled_threshold(settings.match_threshold, excerpt)
+    if match.score < scaled_threshold(settings.replace_threshold, excerpt):
+        return EvidenceCheck(text="", verification="dropped", score=match.score, needed=needed)
+    text = widen_to_sentences(source, match.start, match.end)
+    missing = missing_facts(excerpt, text)
+    kind = "verified" if match.score >= needed and not missing else "replaced"
+    return EvidenceCheck(text=text, verification=kind, score=match.score, needed=needed, missing=missing)
+
+
 def verify(excerpt: str, source: str, settings: RerankSettings) -> tuple[str, str, float]:
     """(text, verification, match score): the source span standing for `excerpt`, or verification 'dropped'."""
-    match = locate(excerpt, source)
-    if match.score >= settings.match_threshold:
-        kind = "verified"
-    elif match.score >= settings.replace_threshold:
-        kind = "replaced"
-    else:
-        return "", "dropped", match.score
-    return widen_to_sentences(source, match.start, match.end), kind, match.score
+    result = check(excerpt, source, settings)
+    return result.text, result.verification, result.score
 
 
 async def extract_evidence(
@@ -116,15 +163,20 @@ async def extract_evidence(
     reply = outcome.value
     if not reply.evidence.strip():
         return DroppedCandidate(id=candidate.id, reason="the model found no evidence in it")
-    text, kind, score = verify(reply.evidence, source, settings)
+    result = check(reply.evidence, source, settings)
+    text, kind, score = result.text, result.verification, result.score
     if kind == "dropped":
         tally.note(f"evidence {candidate.id}: excerpt not found in the source (match {score:.0f}), dropped")
+        floor = scaled_threshold(settings.replace_threshold, reply.evidence)
         return DroppedCandidate(
-            id=candidate.id,
-            reason=f"evidence not found in the source (match {score:.0f} < {settings.replace_threshold:.0f})",
+            id=candidate.id, reason=f"evidence not found in the source (match {score:.0f} < {floor:.0f})"
         )
-    if kind == "replaced":
-        tally.note(f"evidence {candidate.id}: excerpt matched only {score:.0f}, replaced by the best source span")
+    if result.missing:
+        tally.note(f"evidence {candidate.id}: the source does not say {', '.join(result.missing)[:160]}; "
+                   "replaced by the best source span")  # fmt: skip
+    elif kind == "replaced":
+        tally.note(f"evidence {candidate.id}: excerpt matched only {score:.0f} (needed {result.needed:.0f}), "
+                   "replaced by the best source span")  # fmt: skip
     return EvidencePassage(
         **_identity(item, scored),
         evidence=text,

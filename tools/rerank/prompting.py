@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from deepsearch.agent.llm import ChatMessage, StructuredOutcome
@@ -15,9 +16,14 @@ def _clip(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[:chars].rsplit(" ", 1)[0] + " …"
 
 
-def _neutralise(text: str) -> str:
-    # A passage must not be able to close its own block and smuggle text outside it.
-    return text.replace("</passage", "< /passage").replace("<passage", "< passage")
+_SPACE = r"[\s\u200b-\u200d\u2060\ufeff]*"  # whitespace and the zero-width characters a model does not see
+# `<passage`, `</PASSAGE`, `< / passage`, `＜/passage`… in any case and spacing: the `<` becomes `‹` (U+2039).
+_DELIMITER = re.compile(rf"[<\uff1c\ufe64](?={_SPACE}/?{_SPACE}passage)", re.IGNORECASE)
+
+
+def neutralise(text: str) -> str:
+    """`text` that cannot open or close a passage block (and smuggle text outside it), however the tag is written."""
+    return _DELIMITER.sub("‹", text)
 
 
 def passage_block(alias: str | None, candidate: Candidate, chars: int, lexical: float | None = None) -> str:
@@ -25,8 +31,8 @@ def passage_block(alias: str | None, candidate: Candidate, chars: int, lexical: 
     attrs = f' id="{alias}"' if alias else ""
     if lexical is not None:
         attrs += f' lexical="{lexical:.2f}"'
-    title = f"Title: {_neutralise(_clip(candidate.title, 200))}\n" if candidate.title else ""
-    return f"<passage{attrs}>\n{title}{_neutralise(_clip(candidate.text, chars))}\n</passage>"
+    title = f"Title: {neutralise(_clip(candidate.title, 200))}\n" if candidate.title else ""
+    return f"<passage{attrs}>\n{title}{neutralise(_clip(candidate.text, chars))}\n</passage>"
 
 
 def normalised_priors(candidates: Sequence[Candidate]) -> dict[str, float]:
