@@ -1,8 +1,12 @@
-"""SSRF guard: schemes, private address ranges (v4 and v6 forms), allow-list, names resolving privately, redirects."""
+"""SSRF guard: schemes, private address ranges (v4 and v6 forms), allow-list, names resolving privately, redirects;
+every vetted address tried in the resolver's order."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from deepsearch.agent.config import FetchSettings
@@ -135,3 +139,90 @@ async def test_without_allow_list_loopback_is_refused(web, tmp_path):
     result = await fetcher(tmp_path, {}, allow=[]).fetch(web.url("/page"))
     assert result.status == "blocked" and "fetch.allow_hosts" in result.message
     assert web.requests == []
+
+
+# ---- every resolved address, in order (issue 13) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """getaddrinfo answering from a table (the real resolver code path); other names go to the real one."""
+    table: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        if host not in table:
+            return real(host, port, family, type, proto, flags)
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0)) if ":" in a
+                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in table[host]]  # fmt: skip
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table
+
+
+class Twin:
+    """A second server on 127.0.0.2 at the same port as `web`, answering "from the twin"."""
+
+    def __init__(self, port: int):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                body = b"<html><body><article><p>" + b"From the twin. " * 30 + b"</p></article></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", port), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def dual_fetcher(tmp_path, allow=("dual.test",)) -> PageFetcher:
+    settings = FetchSettings(allow_hosts=list(allow), use_cache=False, respect_robots=False, connect_timeout_s=2)
+    return PageFetcher(settings, tmp_path)  # the system resolver, i.e. getaddrinfo
+
+
+async def test_the_next_address_is_tried_when_the_first_has_no_route(web, tmp_path, dns):
+    # An IPv6-first name where IPv6 goes nowhere (documentation range), then a refusing address, then the server.
+    dns["dual.test"] = ["2001:db8::1", "127.0.0.3", "127.0.0.1"]
+    result = await dual_fetcher(tmp_path).fetch(f"http://dual.test:{web.port}/page")
+    assert result.ok and "Harbour tide tables" in result.text
+    assert web.requests[-1][1]["Host"] == f"dual.test:{web.port}"
+
+
+async def test_addresses_are_tried_in_the_resolvers_order(web, tmp_path, dns):
+    twin = Twin(web.port)
+    try:
+        dns["dual.test"] = ["127.0.0.2", "127.0.0.1"]
+        first = await dual_fetcher(tmp_path).fetch(f"http://dual.test:{web.port}/page")
+        dns["dual.test"] = ["127.0.0.1", "127.0.0.2"]
+        second = await dual_fetcher(tmp_path).fetch(f"http://dual.test:{web.port}/page")
+    finally:
+        twin.close()
+    assert "From the twin" in first.text and "Harbour tide tables" in second.text
+    assert len(web.requests) == 1
+
+
+async def test_when_no_address_answers_the_error_says_all_were_tried(tmp_path, dns):
+    dns["dual.test"] = ["127.0.0.3", "127.0.0.4"]
+    result = await dual_fetcher(tmp_path).fetch("http://dual.test:9/page")
+    assert result.status == "network_error" and "all 2 addresses of dual.test tried" in result.message
+
+
+async def test_every_address_is_still_vetted_before_any_is_tried_also_after_a_redirect(web, tmp_path, dns):
+    dns["dual.test"] = ["127.0.0.1"]
+    dns["half.test"] = ["127.0.0.1", "10.0.0.9"]  # the first would answer; the second is private
+    f = dual_fetcher(tmp_path, allow=("dual.test", "127.0.0.1"))
+    direct = await f.fetch(f"http://half.test:{web.port}/page")
+    web.routes["/jump"] = redirect(f"http://half.test:{web.port}/page")
+    redirected = await f.fetch(f"http://dual.test:{web.port}/jump")
+    for result in (direct, redirected):
+        assert result.status == "blocked" and "non-public address 10.0.0.9" in result.message
+    assert web.paths() == ["/jump"]  # nothing was requested from half.test

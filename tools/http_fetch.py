@@ -1,8 +1,9 @@
 """One guarded HTTP GET: SSRF check on every hop, manual redirects, timeouts, a byte cap after decompression.
 
-Each hop connects to the address the SSRF guard vetted (the Host header and TLS SNI keep the real
-name), through a fresh connection so no pooled connection is reused for another name. Bodies are
-decompressed here, in bounded steps, so a gzip bomb costs at most `max_bytes` of memory.
+Each hop connects to the addresses the SSRF guard vetted, in the resolver's order until one connects
+(an IPv6-first name must still load where there is no IPv6 route); the Host header and TLS SNI keep the
+real name, and a fresh connection is used so no pooled connection is reused for another name. Bodies
+are decompressed here, in bounded steps, so a gzip bomb costs at most `max_bytes` of memory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel
 
-from .ssrf import BlockedURL, SsrfGuard
+from .ssrf import BlockedURL, CheckedTarget, SsrfGuard
 
 FetchErrorKind = Literal[
     "blocked", "robots_disallowed", "timeout", "network_error", "too_many_redirects", "redirect_loop",
@@ -32,6 +33,14 @@ class FetchError(Exception):
     def __init__(self, kind: FetchErrorKind, message: str):
         super().__init__(message)
         self.kind = kind
+
+
+class _Unreachable(Exception):
+    """No connection to one address (refused, no route, connect timeout); the hop tries the next."""
+
+    def __init__(self, kind: FetchErrorKind, message: str):
+        super().__init__(message)
+        self.kind, self.message = kind, message
 
 
 class FetchLimits(BaseModel):
@@ -166,6 +175,24 @@ class GuardedHttp:
             target = await self.guard.check(url)
         except BlockedURL as e:
             raise FetchError("blocked", str(e)) from None
+        addresses = target.addresses or [target.address]
+        failed: list[_Unreachable] = []
+        for address in addresses:
+            try:
+                return await self._request(url, target, address, accept_type, max_bytes)
+            except _Unreachable as e:  # no connection to this address: the next one may answer
+                failed.append(e)
+        tried = f" (all {len(failed)} addresses of {target.host} tried)" if len(failed) > 1 else ""
+        raise FetchError(failed[-1].kind, f"{failed[-1].message}{tried}")
+
+    async def _request(
+        self,
+        url: str,
+        target: CheckedTarget,
+        address: str,
+        accept_type: Callable[[str], bool] | None,
+        max_bytes: int,
+    ) -> RawResponse | _Redirect:
         parsed = httpx.URL(url)
         default_port = 443 if target.scheme == "https" else 80
         host = f"[{target.host}]" if ":" in target.host else target.host  # an IPv6 literal
@@ -179,13 +206,13 @@ class GuardedHttp:
         limits = self.limits
         timeout = httpx.Timeout(limits.read_timeout_s, connect=limits.connect_timeout_s)
         verify = self._ssl or default_ssl_context()
+        where = target.host if address == target.host else f"{target.host} ({address})"
+        request_url = parsed.copy_with(host=address)
         try:
             # trust_env=False: a proxy from the environment would resolve names itself and bypass the guard.
             async with (
                 httpx.AsyncClient(verify=verify, trust_env=False, timeout=timeout) as client,
-                client.stream(
-                    "GET", parsed.copy_with(host=target.address), headers=headers, extensions=extensions
-                ) as response,
+                client.stream("GET", request_url, headers=headers, extensions=extensions) as response,
             ):
                 if response.status_code in _REDIRECTS and response.headers.get("location"):
                     return _Redirect(location=response.headers["location"])
@@ -200,8 +227,10 @@ class GuardedHttp:
                 result.body, result.truncated = await _read_capped(response, max_bytes)
                 return result
         except httpx.ConnectTimeout:
-            raise FetchError("timeout", f"connect timeout ({limits.connect_timeout_s:g}s) to {target.host}") from None
+            raise _Unreachable("timeout", f"connect timeout ({limits.connect_timeout_s:g}s) to {where}") from None
+        except httpx.ConnectError as e:
+            raise _Unreachable("network_error", f"ConnectError from {where}: {e}") from None
         except httpx.TimeoutException:
-            raise FetchError("timeout", f"read timeout ({limits.read_timeout_s:g}s) from {target.host}") from None
+            raise FetchError("timeout", f"read timeout ({limits.read_timeout_s:g}s) from {where}") from None
         except httpx.HTTPError as e:
-            raise FetchError("network_error", f"{type(e).__name__} from {target.host}: {e}") from None
+            raise FetchError("network_error", f"{type(e).__name__} from {where}: {e}") from None

@@ -2,8 +2,8 @@
 
 A URL passes when its scheme is http(s) and every address its host resolves to is public, or is
 covered by the allow-list (hostnames, IPs, CIDR networks; for intranet use and tests). The caller
-connects to the returned address, not to the name, so a DNS answer that changes between the
-check and the connection (DNS rebinding) cannot smuggle in a private address.
+connects to the returned addresses (tried in the resolver's order), not to the name, so a DNS answer
+that changes between the check and the connection (DNS rebinding) cannot smuggle in a private address.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -25,12 +25,13 @@ class BlockedURL(Exception):
 
 
 class CheckedTarget(BaseModel):
-    """Where to connect: the URL's host name and port, and the vetted address to use for them."""
+    """Where to connect: the URL's host name and port, and the vetted addresses to use for them, in order."""
 
     scheme: str
     host: str
     port: int
-    address: str
+    address: str = Field(description="the first vetted address")
+    addresses: list[str] = Field(default_factory=list, description="every vetted address, in the resolver's order")
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -111,4 +112,5 @@ class SsrfGuard:
         for ip in addresses:
             if not is_public(ip) and not self.allow.covers(host, ip):
                 raise BlockedURL(f"{host} resolves to non-public address {ip}; add it to fetch.allow_hosts to allow it")
-        return CheckedTarget(scheme=scheme, host=host, port=port, address=str(addresses[0]))
+        ordered = [str(ip) for ip in dict.fromkeys(addresses)]
+        return CheckedTarget(scheme=scheme, host=host, port=port, address=ordered[0], addresses=ordered)
