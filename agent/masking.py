@@ -130,8 +130,15 @@ def mask_shapes(text: str) -> str:
     return _SHAPES.sub(MASK, text) if has_telltale(text.lower(), context=False) else text
 
 
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
 def _mask_group(match: re.Match[str]) -> str:
     start, end = match.span("v")
+    value = match.group("v")
+    # "(OPENAI_API_KEY=sk-…)": a closing bracket the value never opened belongs to the text around it.
+    while value and value[-1] in _PAIRS and value.count(value[-1]) > value.count(_PAIRS[value[-1]]):
+        value, end = value[:-1], end - 1
     whole = match.group(0)
     return whole[: start - match.start()] + MASK + whole[end - match.start() :]
 

@@ -108,6 +108,10 @@ def test_each_credential_pattern_is_masked_in_free_text(label):
         ("GET https://api.example.com/v1?token=q7Yw2Lx9Kp4&page=2", "GET https://api.example.com/v1?token=***&page=2"),
         ("connect to https://alice:Tr0ub4dor3x@db.example.com/x", "connect to https://***@db.example.com/x"),
         ("Cookie: sessionid=c00k1eV4lue; theme=dark", "Cookie: ***"),
+        (
+            "401 (OPENAI_API_KEY=Zq8xW3vT9pL2mN7rQ) from [GITHUB_PAT=patV4lue9x8y7z]",
+            "401 (OPENAI_API_KEY=***) from [GITHUB_PAT=***]",
+        ),
     ],
 )
 def test_masking_keeps_the_names_so_the_line_still_reads(text, shown):
@@ -156,7 +160,9 @@ def test_page_text_keeps_its_words_and_loses_only_credential_shapes():
 
 @pytest.mark.parametrize("tag", ["evidence", "passage"])
 def test_the_body_of_an_evidence_block_in_a_prompt_is_page_text(tag):
-    prompt = f'Our password: hunter2x\n<{tag} id="1" source="https://x.example/?token=q7Yw2Lx9Kp4">\n{PAGE}\n</{tag}>\nEnd.'
+    prompt = (
+        f'Our password: hunter2x\n<{tag} id="1" source="https://x.example/?token=q7Yw2Lx9Kp4">\n{PAGE}\n</{tag}>\nEnd.'
+    )
     out = Redactor().text(prompt)
     assert f"\n{PAGE}\n" in out
     assert "hunter2x" not in out and "q7Yw2Lx9Kp4" not in out
