@@ -20,7 +20,7 @@ pytestmark = [
     ),
 ]
 QUESTIONS = [json.loads(line) for line in (SAMPLE / "questions.jsonl").open()][:2]
-TERMINATIONS = {"answered", "plateau", "loop_detected", "abstained", "budget_rounds"}
+TERMINATIONS = {"answered", "plateau", "no_new_results", "loop_detected", "abstained", "budget_rounds"}
 
 
 @pytest.fixture(scope="module")
