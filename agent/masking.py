@@ -97,17 +97,28 @@ def _spellings(name: str) -> set[str]:
     return {name.replace("_", sep) for sep in ("_", "-", "", " ")}
 
 
-# Lower-case strings of which every context-pattern match contains one ("://" counts only with "@").
+# Lower-case strings of which every context-pattern match contains one ("://" counts only with "@"): every
+# spelling of every name, less those containing a shorter anchor (fewer passes over a long line).
 # "token" and "_pat" are looked for by _TELLTALE_RE, so that "prompt_tokens" and "file_path" do not count.
-CONTEXT_TELLTALES = tuple(
-    sorted(
-        {"authorization", "bearer", "cookie", "aws"}
-        | {s for n in _STRONG_NAMES for s in _spellings(n)}
-        | {f"{sep}{n}" for n in _SUFFIX_NAMES if n not in ("token", "pat") for sep in "_-"}
-        | {n for n in _BARE_NAMES if n != "token"}
-        | {f"{n}=" for n in _QUERY_NAMES}
-    )
+_ANCHORS = ("auth", "key", "secret", "passw", "pwd", "credential", "database", "cookie", "bearer", "aws")
+TELLTALE_FORMS = frozenset(
+    {"authorization", "bearer", "cookie", "aws"}
+    | {s for n in _STRONG_NAMES for s in _spellings(n)}
+    | {f"{sep}{n}" for n in _SUFFIX_NAMES if n not in ("token", "pat") for sep in "_-"}
+    | {n for n in _BARE_NAMES if n != "token"}
+    | {f"{n}=" for n in _QUERY_NAMES if "token" not in n}
 )
+
+
+def _cover(forms: frozenset[str]) -> tuple[str, ...]:
+    kept: list[str] = []
+    for form in sorted(set(_ANCHORS) | {f for f in forms if "token" not in f}, key=len):
+        if not any(k in form for k in kept):
+            kept.append(form)
+    return tuple(kept)
+
+
+CONTEXT_TELLTALES = _cover(TELLTALE_FORMS)
 _TELLTALE_RE = re.compile(r"token(?!s\b)|[_-]pat\b")
 
 _SHAPES = re.compile("|".join(CREDENTIAL_SHAPES))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from deepsearch.agent.config import load_settings
 from deepsearch.agent.llm.fake import FakeBackend
-from deepsearch.agent.masking import mask_text
+from deepsearch.agent.masking import TELLTALE_FORMS, has_telltale, mask_text
 from deepsearch.traces.redact import MASK, Redactor, secrets_from_env
 from deepsearch.traces.session import start_run_recording
 
@@ -99,6 +99,13 @@ def test_each_credential_pattern_is_masked_in_free_text(label):
     r = Redactor()
     for masked in (r.text(text), mask_text(text), r.serialize({"note": text})):  # serialize: the pre-check sees it
         assert secret not in masked and MASK in masked, (label, masked)
+
+
+def test_the_short_telltale_list_still_covers_every_spelling_of_every_name():
+    """The pre-check looks for a reduced list of anchors (one pass each over a long line): it must miss none."""
+    missed = [form for form in TELLTALE_FORMS if not has_telltale(form)]
+    assert missed == []
+    assert not has_telltale("prompt_tokens and file_path and a passage")  # what every event holds
 
 
 @pytest.mark.parametrize(
