@@ -57,7 +57,11 @@ def main() -> None:
     try:
         app()
     except DeepsearchError as e:
-        print(f"deepsearch: error: {e}", file=sys.stderr)
+        from deepsearch.traces.redact import secrets_from_env
+
+        from .masking import mask_text
+
+        print(f"deepsearch: error: {mask_text(str(e), secrets_from_env())}", file=sys.stderr)  # never echo a secret
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("deepsearch: interrupted", file=sys.stderr)

@@ -15,6 +15,7 @@ from .export import ExportOptions, export
 from .filters import RunFilter
 from .index import TraceIndex
 from .reader import find_log, load_trajectory, log_paths, read_log
+from .redact import Redactor
 from .render import run_stats, runs_table, stats_table, trajectory_tree
 
 app = typer.Typer(
@@ -174,7 +175,9 @@ def export_cmd(
     except ValueError as e:  # pydantic's ValidationError is a ValueError
         err = e.errors()[0] if hasattr(e, "errors") else {"loc": (), "msg": str(e)}
         raise UsageError(f"bad export option {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    summary = export(_dir(traces_dir, config), output, opts, trace_ids)
+    settings = settings_from_cli(config, {"traces.dir": traces_dir}).settings
+    # The configured secrets and patterns apply again on export (a log may predate them).
+    summary = export(settings.traces.dir, output, opts, trace_ids, redactor=Redactor.from_settings(settings))
     if as_json:
         print(summary.model_dump_json(indent=2))
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ...traces.redact import Redactor
 from ..config import Settings
 from ..errors import UsageError
 from .answerers import build_answerer
@@ -57,7 +58,8 @@ class BatchJob:
             done -= failed
         todo = [q for q in questions if q.id not in done]
         self.skipped_done = len(questions) - len(todo)
-        return todo, OutputWriter.open(self.output, existing, keep_rows=keep_rows, fsync=self.settings.traces.fsync)
+        return todo, OutputWriter.open(self.output, existing, keep_rows=keep_rows, fsync=self.settings.traces.fsync,
+                                        redactor=Redactor.from_settings(self.settings))
 
     async def run(self, questions: list[BatchQuestion]) -> list[dict]:
         """Answer what is not yet in the output; returns the output rows of `questions` (earlier runs' too)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ...traces.redact import Redactor
 from ..errors import UsageError
 from .rows import BatchRow
 
@@ -57,11 +58,20 @@ def scan_output(path: Path) -> ExistingOutput:
 class OutputWriter:
     """Appends rows to the output file; safe to share between the tasks of one event loop."""
 
-    def __init__(self, path: Path, fd: int, fsync: bool = False):
+    def __init__(self, path: Path, fd: int, fsync: bool = False, redactor: Redactor | None = None):
         self.path, self._fd, self._fsync = path, fd, fsync
+        self.redactor = redactor  # the configured secrets and patterns (default: env secrets, built-ins)
 
     @classmethod
-    def open(cls, path: Path, existing: ExistingOutput, *, keep_rows: list[dict] | None = None, fsync: bool = False):
+    def open(
+        cls,
+        path: Path,
+        existing: ExistingOutput,
+        *,
+        keep_rows: list[dict] | None = None,
+        fsync: bool = False,
+        redactor: Redactor | None = None,
+    ):
         """Open for appending after `existing`: a torn tail is cut off; `keep_rows` rewrites the file
         atomically with only those rows first (used to drop failed rows that are asked again)."""
         try:
@@ -75,10 +85,10 @@ class OutputWriter:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as e:
             raise UsageError(f"cannot write {path}: {e.strerror}") from None
-        return cls(path, fd, fsync)
+        return cls(path, fd, fsync, redactor)
 
     def append(self, row: BatchRow) -> None:
-        data = row.to_line()
+        data = row.to_line(self.redactor)
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # a short write on a regular file: finish the line
