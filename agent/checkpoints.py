@@ -16,7 +16,7 @@ def _state_types() -> list[type]:
     from deepsearch.tools.rerank.models import Candidate
 
     from .belief import Belief
-    from .research.state import BestAnswer, EvidenceLabel, RoundVerdict
+    from .researcher.state import BestAnswer, EvidenceLabel, RoundVerdict
     from .result import Citation
     from .state import AnswerClaim, DagChange, DraftAnswer, Evidence, SubGoal, SubGoalResult
 

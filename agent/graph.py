@@ -3,7 +3,7 @@
 intake ─▶ [clarify] ─▶ plan ─▶ dispatch ═▶ research(sub-goal) ═▶ reflect ─▶ dispatch … ─▶ answer ─▶ verify ─▶ END
                                                                                            ▲ revise once │
                                                                                            └─────────────┘
-research(sub-goal) is the subgraph of agent/research/graph.py (queries → search → select → judge → route).
+research(sub-goal) is the subgraph of agent/researcher/graph.py (queries → search → select → judge → route).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from deepsearch.agent.nodes.intake import intake, route_intake
 from deepsearch.agent.nodes.plan import plan
 from deepsearch.agent.nodes.reflect import reflect
 from deepsearch.agent.nodes.verify import verify
-from deepsearch.agent.research import research_subgraph
+from deepsearch.agent.researcher import research_subgraph
 from deepsearch.agent.state import ResearchState
 from langgraph.graph import END, START, StateGraph
 

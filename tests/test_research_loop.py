@@ -213,3 +213,10 @@ async def test_a_crash_between_rounds_resumes_from_the_last_rounds_checkpoint(tm
     assert roles[0] == "judge" and "intake" not in roles and roles.count("query_rewriter") <= 1
     assert trajectory.meta["resumed_thread"] == "thread-1"
     assert result.answer and result.termination
+
+
+def test_the_python_api_is_not_shadowed_by_the_research_subgraph_package():
+    import deepsearch.agent.graph  # noqa: F401 - loads the subgraph package first, as a run does
+    from deepsearch.agent import research
+
+    assert callable(research) and research.__module__ == "deepsearch.agent.run"
