@@ -220,3 +220,21 @@ def test_the_python_api_is_not_shadowed_by_the_research_subgraph_package():
     from deepsearch.agent import research
 
     assert callable(research) and research.__module__ == "deepsearch.agent.run"
+
+
+async def test_without_logprobs_belief_is_the_agreement_of_drafts_sampled_with_distinct_seeds(tmp_path, index_dir):
+    from deepsearch.agent.llm.fake import FakeBackend
+
+    class NoLogprobs(FakeBackend):
+        @property
+        def supports_logprobs(self) -> bool:
+            return False
+
+    model = ScriptedModel(judge=grounded_judge, drafter=lambda r: {"answer": "Shirley Temple"})
+    backend = NoLogprobs(model)
+    question = "Who portrayed Corliss Archer in the film Kiss and Tell?"
+    _, _, trajectory = await run(tmp_path, index_dir, model, question=question, backend=backend, max_rounds=1)
+    seeds = [r.seed for r in backend.requests if r.role == "drafter"]
+    assert len(seeds) == 3 and len(set(seeds)) == 3  # one seed each: identical samples would always agree
+    info = [s for s in trajectory.steps if s.kind == "information" and s.subgoal]
+    assert info and info[0].measure == "agreement"
