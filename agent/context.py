@@ -34,6 +34,12 @@ CURRENT_ROUND: contextvars.ContextVar[int | None] = contextvars.ContextVar("roun
 BUDGETED: contextvars.ContextVar[bool] = contextvars.ContextVar("budgeted", default=False)
 
 
+def stop_reason(error: BaseException) -> str:
+    """A failed call as a stop reason: budget_<kind> for a spent budget, else error_<kind>."""
+    kind = getattr(error, "kind", "llm")
+    return kind if kind.startswith("budget_") else f"error_{kind}"
+
+
 def render(prompt: str, **variables: Any) -> list[ChatMessage]:
     return [ChatMessage(**m) for m in load_prompt(prompt).render(**variables)]
 
@@ -62,9 +68,7 @@ class RunContext:
 
         def note_failure(request: LLMRequest, response: LLMResponse | None, error: BaseException | None) -> None:
             if error is not None:
-                kind = getattr(error, "kind", "llm")
-                kind = kind if kind.startswith("budget_") else f"error_{kind}"
-                self.failures.append({"role": request.role, "kind": kind, "error": str(error)[:300]})
+                self.failures.append({"role": request.role, "kind": stop_reason(error), "error": str(error)[:300]})
 
         self.client.observers.append(note_failure)
 
@@ -122,9 +126,8 @@ class RunContext:
                 seed=seed,
             )
         except LLMError as e:
-            kind = e.kind if e.kind.startswith("budget_") else f"error_{e.kind}"
             # The failed call itself is in the trajectory: the client's observers record it with its error.
-            return StructuredOutcome(value=fallback, status="fallback", error=kind)
+            return StructuredOutcome(value=fallback, status="fallback", error=stop_reason(e))
         if self.recorder is not None:
             self.recorder.structured(outcome)
         return outcome

@@ -28,15 +28,15 @@ def _block(n: int, ev: Evidence, text: str) -> str:
     return f'<evidence id="{n}" title="{_attr(ev.title)}" source="{_attr(ev.source)}">\n{safe}\n</evidence>'
 
 
-def format_evidence(items: Sequence[Evidence], max_tokens: int) -> tuple[str, list[Evidence]]:
-    """Blocks numbered 1..n in the given order, skipping any that would overrun the budget (the caller
-    orders by priority: see evidence_choice); returns (text, items shown)."""
+def format_evidence(items: Sequence[Evidence], max_tokens: int | None = None) -> tuple[str, list[Evidence]]:
+    """Blocks numbered 1..n in the given order, skipping any that would overrun `max_tokens` (None: all of
+    them, already chosen by agent/evidence_choice.py); returns (text, items shown)."""
     blocks, shown, used = [], [], 0
     for ev in items:
         text = truncate_to_tokens(ev.text, PASSAGE_TOKENS)
         block = _block(len(shown) + 1, ev, text)
         cost = count_tokens(block)
-        if shown and used + cost > max_tokens:
+        if shown and max_tokens is not None and used + cost > max_tokens:
             continue
         blocks.append(block)
         shown.append(ev)

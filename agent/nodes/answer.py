@@ -64,7 +64,7 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
         return {"draft": NO_ANSWER, "citation_map": {}}
     # The evidence block comes right after the question and stays the same across revisions (the same
     # choice, the same numbers): a stable prefix for vLLM's prefix cache, and kept claims' citations hold.
-    text, shown = format_evidence(items, 10**9)
+    text, shown = format_evidence(items)
     feedback = state.get("revision_feedback")
     outcome = await ctx.structured(
         "answer", DraftAnswer, role="answerer" if not feedback else "reviser",

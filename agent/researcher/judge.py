@@ -24,7 +24,7 @@ UNUSABLE = RoundVerdict(answer="unknown", answered=False, decision="continue", r
 
 
 def shown_evidence(kept: list[Evidence], rnd: int, budget: int) -> tuple[str, list[Evidence]]:
-    return format_evidence(evidence_choice.for_judge(kept, rnd, budget), 10**9)
+    return format_evidence(evidence_choice.for_judge(kept, rnd, budget))
 
 
 async def _sampled_belief(ctx: RunContext, variables: dict) -> Belief:
