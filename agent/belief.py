@@ -113,14 +113,16 @@ def belief_from_logprobs(response: LLMResponse, answer: str) -> Belief | None:
     )
 
 
-def belief_from_samples(answers: list[str]) -> Belief:
-    """Agreement of sampled answers: the share that are the same answer as the largest group ("unknown" = 0)."""
+def belief_from_samples(answers: list[str], answer: str | None = None) -> Belief:
+    """Agreement of sampled answers: the share that are the same answer as `answer` (default: the largest
+    group's); "unknown" is never an answer (belief 0)."""
     known = [a for a in answers if not is_unknown(a)]
-    if not known:
+    if answer is None and known:
+        answer = max(([b for b in known if same_answer(a, b)] for a in known), key=len)[0]
+    if answer is None or is_unknown(answer):
         return Belief(answer="unknown", value=0.0, method="agreement", samples=answers)
-    groups = [[b for b in known if same_answer(a, b)] for a in known]
-    best = max(groups, key=len)
-    return Belief(answer=best[0], value=len(best) / len(answers), method="agreement", samples=answers)
+    agreeing = sum(same_answer(answer, a) for a in known)
+    return Belief(answer=answer, value=agreeing / len(answers), method="agreement", samples=answers)
 
 
 def information_gain(previous: Belief | None, current: Belief) -> float:

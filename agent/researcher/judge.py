@@ -16,6 +16,7 @@ from ..context import RunContext
 from ..events import BudgetEvent, InformationEvent, VerdictEvent
 from ..evidence import format_evidence
 from ..injection import find_injection
+from ..llm import StructuredOutcome
 from ..state import Evidence
 from .state import BestAnswer, RoundState, RoundVerdict, ShortDraft
 from .steps import enter
@@ -27,18 +28,18 @@ def shown_evidence(kept: list[Evidence], rnd: int, budget: int) -> tuple[str, li
     return format_evidence(evidence_choice.for_judge(kept, rnd, budget))
 
 
-async def _sampled_belief(ctx: RunContext, variables: dict) -> Belief:
-    """Agreement of short drafts over the judge's evidence, each sampled with its own seed."""
+async def _sampled_belief(ctx: RunContext, answer: str, variables: dict) -> Belief:
+    """How many short drafts over the judge's evidence, each sampled with its own seed, agree with `answer`."""
     base = ctx.settings.llm.seed or 0
     samples = []
     for i in range(ctx.agent.belief_samples):
         draft = await ctx.structured("draft", ShortDraft, role="drafter", fallback=ShortDraft(answer="unknown"),
                                      temperature=0.8, max_tokens=80, seed=base + 1 + i, **variables)  # fmt: skip
         samples.append("unknown" if draft.used_fallback else draft.value.answer)
-    return belief_from_samples(samples)
+    return belief_from_samples(samples, answer)
 
 
-async def _belief(ctx: RunContext, outcome, verdict: RoundVerdict, variables: dict) -> Belief:
+async def _belief(ctx: RunContext, outcome: StructuredOutcome, verdict: RoundVerdict, variables: dict) -> Belief:
     answered = verdict.answered and not is_unknown(verdict.answer)
     if not answered:
         return no_belief(verdict.answer, "unknown")
@@ -46,7 +47,7 @@ async def _belief(ctx: RunContext, outcome, verdict: RoundVerdict, variables: di
         belief = belief_from_logprobs(outcome.responses[-1], verdict.answer)
         if belief is not None:
             return belief
-    return await _sampled_belief(ctx, variables)
+    return await _sampled_belief(ctx, verdict.answer, variables)
 
 
 def _labels(verdict: RoundVerdict, shown: list[Evidence]) -> dict:
