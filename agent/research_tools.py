@@ -24,6 +24,7 @@ from .events import QueryEvent
 if TYPE_CHECKING:
     from deepsearch.tools.fetch_page import PageFetcher
     from deepsearch.tools.local_search import LocalSearcher
+    from deepsearch.tools.ttl_cache import TTLCache
     from deepsearch.tools.web_search import WebSearch
 
     from .budget import Budget
@@ -212,9 +213,9 @@ class ResearchTools:
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
-    def _cache_note(self, *caches: Any) -> str | None:
+    def _cache_note(self, *caches: TTLCache) -> str | None:
         """Why a cache is off (it failed: the run goes on without it)."""
-        notes = [f"{c.namespace} cache off: {c.degraded}" for c in caches if getattr(c, "degraded", None)]
+        notes = [f"{c.namespace} cache off: {c.degraded}" for c in caches if c.degraded]
         return "; ".join(notes) or None
 
     def _count(self, kind: str) -> None:
