@@ -98,9 +98,14 @@ class WebCorpus:
         with self._lock:
             self.pages_served += 1
         return (
-            f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n"
+            f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
             f"<body><main><article><h1>{title}</h1>\n<p>{text}</p>\n</article></main></body></html>\n"
         ).encode()
+
+
+def _page_number(path: str, pages: int) -> int | None:
+    digits = path.removeprefix("/wiki/")
+    return int(digits) if path.startswith("/wiki/") and digits.isdigit() and int(digits) < pages else None
 
 
 class _Server(ThreadingHTTPServer):
@@ -131,10 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = {"query": query, "results": corpus.search(query), "unresponsive_engines": []}
                 payload["number_of_results"] = len(payload["results"])
                 self._send(200, json.dumps(payload).encode(), "application/json")
-            elif parts.path.startswith("/wiki/") and parts.path[6:].isdigit() and int(parts.path[6:]) < len(
-                corpus.passages
-            ):
-                self._send(200, corpus.page(int(parts.path[6:])), "text/html; charset=utf-8")
+            elif (n := _page_number(parts.path, len(corpus.passages))) is not None:
+                self._send(200, corpus.page(n), "text/html; charset=utf-8")
             else:
                 self._send(404, b"<html><body><h1>Not found</h1></body></html>", "text/html; charset=utf-8")
         except (BrokenPipeError, ConnectionResetError):
