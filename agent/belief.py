@@ -74,11 +74,15 @@ def span_tokens(response: LLMResponse, answer: str) -> list[TokenLogprob]:
     if not response.logprobs or not answer:
         return []
     text = "".join(t.token for t in response.logprobs)
-    needle = json.dumps(answer, ensure_ascii=False)[1:-1]
     key = text.rfind('"answer"')
-    start = text.find(needle, key if key >= 0 else 0)
-    if start < 0:
-        start = text.rfind(needle)
+    start, needle = -1, ""
+    for escaped in (False, True):  # a model writes "é" as such or, JSON-escaped, as "\u00e9"
+        needle = json.dumps(answer, ensure_ascii=escaped)[1:-1]
+        start = text.find(needle, key if key >= 0 else 0)
+        if start < 0:
+            start = text.rfind(needle)
+        if start >= 0:
+            break
     if start < 0:
         return []
     end = start + len(needle)

@@ -16,12 +16,12 @@ def _state_types() -> list[type]:
     from deepsearch.tools.rerank.models import Candidate
 
     from .belief import Belief
-    from .researcher.state import BestAnswer, EvidenceLabel, RoundVerdict
+    from .researcher.state import BestAnswer, PassageGrade, RoundVerdict
     from .result import Citation
     from .state import AnswerClaim, DagChange, DraftAnswer, Evidence, SubGoal, SubGoalResult
 
     return [SubGoal, Evidence, SubGoalResult, DagChange, DraftAnswer, AnswerClaim, Citation, RoundVerdict,
-            EvidenceLabel, Belief, BestAnswer, Candidate]  # fmt: skip
+            PassageGrade, Belief, BestAnswer, Candidate]  # fmt: skip
 
 
 def serializer():

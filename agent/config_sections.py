@@ -229,9 +229,18 @@ class RerankSettings(Section):
 class AgentSettings(Section):
     indexes: list[str] = Field(default_factory=list, description="local indexes to search (names or paths)")
     web: bool = Field(True, description="search the web too (local only when false)")
-    selection: Literal["rerank", "fusion"] = Field(
-        "rerank", description="evidence per round: the reasoning reranker (see [rerank]) or fused order"
+    selection: Literal["judge", "rerank", "fusion"] = Field(
+        "judge",
+        description="evidence per round: judge = the judge grades and quotes the round's best fused passages in "
+        "its own call (one call a round); rerank = the reasoning reranker of [rerank] first, then the judge; "
+        "fusion = fused order within the token budget, then the judge",
     )
+    round_passages: int = Field(
+        5, ge=1, le=50, description="new passages a round puts before the model (best of fusion order; "
+        "the rest stay unseen for a later round); with selection = rerank, [rerank] candidates applies",
+    )  # fmt: skip
+    passage_chars: int = Field(600, ge=100, description="characters of each new passage the judge is shown")
+    keep_grade: int = Field(5, ge=0, le=10, description="a passage the judge grades at least this (0-10) is kept")
     max_subgoals: int = Field(4, ge=1, le=12, description="sub-goals the planner may create at once")
     max_rounds: int = Field(3, ge=1, le=20, description="research rounds per sub-goal (hard cap)")
     max_queries: int = Field(3, ge=1, le=6, description="queries per round, the sub-goal's own question included")
@@ -243,7 +252,10 @@ class AgentSettings(Section):
     plateau_rounds: int = Field(1, ge=1, description="stop after this many plateau rounds in a row")
     belief_samples: int = Field(3, ge=2, le=10, description="sampled drafts when the backend has no logprobs")
     duplicate_query_similarity: float = Field(0.85, gt=0, le=1, description="at or above: a repeated query")
-    detect_ambiguity: bool = Field(True, description="intake checks for ambiguous questions (one LLM call)")
+    detect_ambiguity: bool = Field(
+        True, description="interactive sessions: intake asks about an ambiguous question (one LLM call); "
+        "elsewhere the planner notes the reading it took",
+    )  # fmt: skip
     verify: bool = Field(True, description="check every claim of the answer against its cited evidence")
     max_llm_calls: int = Field(60, ge=1, description="budget: LLM calls per run")
     max_tokens: int = Field(250_000, ge=1000, description="budget: prompt + completion tokens per run")

@@ -1,6 +1,6 @@
 """Which evidence a prompt shows: by score within a token budget, never "the first ones that fit".
 
-The judge of a round sees the round's new passages first (up to half the budget), then the rest of the
+The judge of a round is shown the round's new evidence (up to half the budget), then the rest of the
 sub-goal's evidence by score, so round-2 evidence always reaches it however much round 1 kept. The
 answerer gives every sub-goal with evidence an equal share of its budget (best first within each),
 then fills what is left by score, so a later sub-goal's evidence is never crowded out.
@@ -37,11 +37,14 @@ def _fill(chosen: list[Evidence], pool: list[Evidence], budget: int, used: int) 
 
 
 def for_judge(kept: list[Evidence], newest_round: int, budget: int) -> list[Evidence]:
-    """The round's new evidence by score (up to half the budget), then everything else by score."""
+    """Chosen: the round's new evidence by score (up to half the budget), then everything else by score.
+    Shown in the order it was kept (round by round), so round n+1's evidence section extends round n's:
+    a prefix vLLM's cache can reuse."""
     chosen: list[Evidence] = []
     used = _fill(chosen, _by_score(e for e in kept if e.round == newest_round), budget // 2, 0)
     _fill(chosen, _by_score(kept), budget, used)
-    return chosen
+    position = {e.id: i for i, e in enumerate(kept)}
+    return sorted(chosen, key=lambda e: position[e.id])
 
 
 def for_answer(per_subgoal: list[list[Evidence]], budget: int) -> list[Evidence]:

@@ -1,12 +1,16 @@
-"""Evidence selection inside a research round: the reasoning reranker, or fused order within a token budget."""
+"""Evidence selection inside a research round: the judge's own grades and quotes (selection = judge), the
+reasoning reranker (selection = rerank), or fused order within a token budget (selection = fusion)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from deepsearch.tools.rerank import rerank
+from deepsearch.tools.rerank.evidence import check
 from deepsearch.tools.rerank.models import Candidate
+from deepsearch.tools.rerank.prompting import passage_block
 
+from .config import RerankSettings
 from .context import RunContext
 from .evidence import evidence_id
 from .injection import find_injection
@@ -70,3 +74,53 @@ async def select_evidence(
                   subgoal_id, p.evidence, p.score, p.contribution)
         for p in outcome.evidence
     ]  # fmt: skip
+
+
+def passage_section(candidates: list[Candidate], chars: int) -> tuple[str, dict[str, Candidate]]:
+    """The round's new candidates as <passage id="P1"> … blocks, in fusion order (the same candidates give
+    the same text: a stable prompt), and the aliases they are shown under."""
+    aliases = {f"P{i}": c for i, c in enumerate(candidates, 1)}
+    text = "\n\n".join(passage_block(a, c, chars) for a, c in aliases.items())
+    return text or "(none)", aliases
+
+
+def graded_evidence(
+    grades, aliases: dict[str, Candidate], subgoal_id: str, settings: RerankSettings, keep_grade: int, budget: int
+) -> tuple[dict[str, Evidence], list[dict]]:
+    """The passages the judge graded `keep_grade` or more, best first within the token budget (at most
+    `settings.max_keep`). Each stands as its quote when the quote is found in the source (the source's own
+    words, widened to sentences, as the reranker's evidence check does); otherwise as the passage itself:
+    evidence is always the source's words, never the model's."""
+    graded: dict[str, tuple[int, str]] = {}
+    for g in grades:
+        alias = g.id.strip().upper()
+        if alias in aliases and alias not in graded:
+            graded[alias] = (g.grade, g.quote)
+    order = sorted(aliases, key=lambda a: (-graded.get(a, (-1, ""))[0], int(a[1:])))
+    chosen: dict[str, Evidence] = {}
+    decisions, used = [], 0
+    for alias in order:
+        c = aliases[alias]
+        grade, quote = graded.get(alias, (None, ""))
+        text, how = " ".join(c.text.split()), "the passage (no quote)"
+        if quote.strip():
+            found = check(quote, text, settings)
+            if found.verification != "dropped":
+                text, how = found.text, f"its quote ({found.verification}, match {found.score:.0f})"
+            else:
+                how = f"the passage (quote not in the source, match {found.score:.0f})"
+        cost = count_tokens(text)
+        keep = grade is not None and grade >= keep_grade and len(chosen) < settings.max_keep
+        keep = keep and (not chosen or used + cost <= budget)
+        if keep:
+            chosen[alias] = _evidence(c, subgoal_id, text, grade / 10)
+            used += cost
+        if grade is None:
+            reason = "not graded"
+        elif keep:
+            reason = f"graded {grade}, kept as {how}"
+        else:
+            reason = f"graded {grade}, " + ("below the keep grade" if grade < keep_grade else "over the budget or cap")
+        decisions.append({"id": c.id, "score": 0.0 if grade is None else grade / 10, "kept": keep,
+                          "reason": reason})  # fmt: skip
+    return chosen, decisions

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,7 @@ class SubGoal(BaseModel):
     question: str = Field(description="one self-contained question")
     depends_on: list[str] = Field(default_factory=list, description="ids whose answers this question needs")
     source: Source = Field("both", description="where to look: local documents, the web, or both")
+    queries: list[str] = Field(default_factory=list, description="the planner's search queries; #k = step k's answer")
     tentative_answer: str | None = Field(None, description="a guess before searching, if any")
 
 
@@ -136,3 +137,4 @@ class ResearchTask(TypedDict):
     subgoal: SubGoal
     question: str  # with the parents' answers filled in
     original_question: str
+    planned: NotRequired[list[str]]  # the planner's queries for the first round, references filled in

@@ -33,8 +33,17 @@ def evidence_count(request: LLMRequest) -> int:
     return len(re.findall(r'<evidence id="\d+"', last_user(request)))
 
 
+def judge_grades(request: LLMRequest) -> list[dict]:
+    """Grades for the judge's new passages: Kiss and Tell / Temple 9, others falling; first sentence quoted."""
+    blocks = re.findall(r'<passage id="(P\d+)"[^>]*>\n(?:Title: [^\n]*\n)?(.*?)</passage>', last_user(request), re.S)
+    ranked = sorted(blocks, key=lambda b: 0 if re.search(r"Shirley Temple|Kiss and Tell", b[1]) else 1)
+    return [{"id": pid, "grade": max(0, 9 - 3 * i), "quote": re.split(r"(?<=\.)\s", text.strip(), maxsplit=1)[0]}
+            for i, (pid, text) in enumerate(ranked)]  # fmt: skip
+
+
 class ScriptedModel:
-    """Replies per role (intake, planner, query_rewriter, judge, drafter, answerer, reviser, verifier).
+    """Replies per role (intake, planner, judge, drafter, answerer, reviser, verifier; reranker and evidence
+    with selection = rerank).
 
     A handler returns a dict (sent as JSON) or a string; defaults give a plain, successful run.
     Every request is kept in `calls` as (role, request).
@@ -66,16 +75,14 @@ class ScriptedModel:
         return {"subgoals": [{"question": section(request, "Question"), "depends_on": [], "source": "local"}]}
 
     @staticmethod
-    def default_query_rewriter(request: LLMRequest) -> dict:
-        return {"queries": []}
-
-    @staticmethod
     def default_drafter(request: LLMRequest) -> dict:
         return {"answer": "unknown"}
 
     @staticmethod
     def default_judge(request: LLMRequest) -> dict:
-        return {"rationale": "found it", "labels": [], "answer": "Shirley Temple", "answered": True, "decision": "done"}
+        """Answered; the new passages graded like `default_reranker`, each quoted by its first sentence."""
+        return {"answer": "Shirley Temple", "answered": True, "decision": "done", "passages": judge_grades(request),
+                "rationale": "found it"}  # fmt: skip
 
     @staticmethod
     def default_answerer(request: LLMRequest) -> dict:
@@ -151,7 +158,7 @@ def role_of_prompt(body: dict) -> str:
     if "from your own knowledge" in body["messages"][0]["content"]:
         return "closed_book"
     for needle, role in (("Rewrite the new question", "intake"), ("Break the question into", "planner"),
-                         ("Revise the plan", "planner"), ("Write up to", "query_rewriter"),
+                         ("Revise the plan", "planner"),
                          ("Judge this round", "judge"), ("Answer the sub-goal in a few words", "drafter"),
                          ("Reviewer feedback", "reviser"), ("Answer the question from the evidence", "answerer"),
                          ("For each claim", "verifier"), ("list every passage id exactly once", "reranker"),

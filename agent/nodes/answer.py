@@ -9,6 +9,7 @@ from ..context import RunContext
 from ..events import NodeEvent
 from ..evidence import format_evidence
 from ..state import AnswerClaim, DraftAnswer, Evidence, ResearchState
+from .plan import reading_line
 
 # What verify abstains on (built without validation: a real draft needs at least one claim).
 NO_ANSWER = DraftAnswer.model_construct(short_answer="", claims=[])
@@ -29,7 +30,9 @@ def answer_evidence(state: ResearchState, budget: int) -> list[Evidence]:
 
 
 def _findings(state: ResearchState) -> str:
-    lines = [f"- {r.question} → {r.answer}" for r in (state.get("results") or {}).values()]
+    question = state["standalone_question"]
+    lines = [f"- {'(the question)' if r.question == question else r.question} → {r.answer}"
+             for r in (state.get("results") or {}).values()]  # fmt: skip
     return "\n".join(lines) or "(none)"
 
 
@@ -69,7 +72,8 @@ async def answer(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     outcome = await ctx.structured(
         "answer", DraftAnswer, role="answerer" if not feedback else "reviser",
         fallback=NO_ANSWER, max_tokens=500,
-        question=state["standalone_question"], evidence=text, findings=_findings(state), feedback=_feedback(state),
+        question=state["standalone_question"], reading=reading_line(state.get("assumption")), evidence=text,
+        findings=_findings(state), feedback=_feedback(state),
     )  # fmt: skip
     citation_map = {n: ev.id for n, ev in enumerate(shown, 1)}
     draft = keep_valid_citations(outcome.value, set(citation_map))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
@@ -24,6 +26,30 @@ def with_parent_answers(sg: SubGoal, state: ResearchState) -> str:
     known = [f"{results[d].question} → {results[d].answer}" for d in sg.depends_on
              if d in results and results[d].answer != "unknown"]  # fmt: skip
     return sg.question if not known else f"{sg.question} (known: {'; '.join(known)})"
+
+
+_REFERENCE = re.compile(r"#(\d+)")
+
+
+def planned_queries(sg: SubGoal, state: ResearchState) -> list[str]:
+    """The planner's queries for `sg` with `#k` filled by step k's answer; a dependant's query that names
+    none of its parents' answers gets them appended (a search must name the entity it is about)."""
+    results = state.get("results") or {}
+
+    def answer(sid: str) -> str:
+        r = results.get(sid)
+        return r.answer if r is not None and r.answer != "unknown" else ""
+
+    parents = [a for a in (answer(d) for d in sg.depends_on) if a]
+    out = []
+    for q in sg.queries:
+        filled = " ".join(_REFERENCE.sub(lambda m: answer(f"g{m.group(1)}"), q).split())
+        missing = [a for a in parents if a.lower() not in filled.lower()]
+        if not _REFERENCE.search(q) and missing:
+            filled = " ".join([filled, *missing])
+        if filled:
+            out.append(filled[:200])
+    return out
 
 
 def run_belief(state: ResearchState) -> float:
@@ -74,6 +100,7 @@ def route_dispatch(state: ResearchState) -> list[Send] | str:
                 subgoal=sg,
                 question=with_parent_answers(sg, state),
                 original_question=state["standalone_question"],
+                planned=planned_queries(sg, state),
             ),
         )
         for sg in ready

@@ -34,7 +34,8 @@ async def intake(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     question = " ".join(state["question"].split())
     history = state.get("history") or []
     standalone, assumption, clarification = question, None, None
-    if history or ctx.agent.detect_ambiguity:
+    # A first question outside an interactive session needs no call: the planner notes an ambiguity itself.
+    if history or (ctx.interactive and ctx.agent.detect_ambiguity):
         outcome = await ctx.structured(
             "intake",
             Intake,

@@ -1,9 +1,10 @@
 """The research subgraph: one sub-goal's rounds, each step a node, the loop on edges (one checkpoint a step).
 
-START ─▶ queries ─▶ search ─▶ select ─▶ judge ─▶ route ─▶ finish ─▶ END
-            ▲  │stop     │stop                      │ another round
-            │  └─────────┴──────▶ finish            │
-            └───────────────────────────────────────┘
+START ─▶ queries ─▶ search ─▶ [select] ─▶ judge ─▶ route ─▶ finish ─▶ END
+            ▲  │stop     │stop                        │ another round
+            │  └─────────┴──────▶ finish              │
+            └─────────────────────────────────────────┘
+select runs only with selection = rerank or fusion; by default the judge grades the round's pool itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ..context import RunContext
 from ..state import ResearchTask
 from .judge import judge
 from .queries import queries
-from .route import after_step, finish, route
+from .route import after_search, after_step, finish, route
 from .search import search
 from .select import select
 from .state import ResearchOutput, RoundState
@@ -30,7 +31,7 @@ def build_research_graph() -> StateGraph:
     g.add_node("finish", finish)
     g.add_edge(START, "queries")
     g.add_conditional_edges("queries", after_step, {"continue": "search", "finish": "finish"})
-    g.add_conditional_edges("search", after_step, {"continue": "select", "finish": "finish"})
+    g.add_conditional_edges("search", after_search, ["select", "judge", "finish"])
     g.add_edge("select", "judge")
     g.add_edge("judge", "route")
     g.add_edge("finish", END)

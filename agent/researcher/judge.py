@@ -1,4 +1,6 @@
-"""judge: label the round's evidence, answer the sub-goal from it, decide; then measure belief and gain.
+"""judge: one call a round — answer the sub-goal from the evidence, decide, write the next searches, and
+(selection = judge) grade and quote the round's new passages, which chooses the round's evidence; then
+measure belief and gain.
 
 Belief is measured by one instrument every round: the token probability of the judge's answer span
 (the answer is the first field, written before any justification), or, on a backend without logprobs,
@@ -13,10 +15,11 @@ from langgraph.runtime import Runtime
 from .. import evidence_choice
 from ..belief import Belief, belief_from_logprobs, belief_from_samples, information_gain, is_unknown, no_belief
 from ..context import RunContext
-from ..events import BudgetEvent, InformationEvent, VerdictEvent
+from ..events import BudgetEvent, EvidenceEvent, InformationEvent, VerdictEvent
 from ..evidence import format_evidence
 from ..injection import find_injection
 from ..llm import StructuredOutcome
+from ..selection import graded_evidence, passage_section
 from ..state import Evidence
 from .state import BestAnswer, RoundState, RoundVerdict, ShortDraft
 from .steps import enter
@@ -24,17 +27,15 @@ from .steps import enter
 UNUSABLE = RoundVerdict(answer="unknown", answered=False, decision="continue", rationale="judge output unusable")
 
 
-def shown_evidence(kept: list[Evidence], rnd: int, budget: int) -> tuple[str, list[Evidence]]:
-    return format_evidence(evidence_choice.for_judge(kept, rnd, budget))
-
-
 async def _sampled_belief(ctx: RunContext, answer: str, variables: dict) -> Belief:
     """How many short drafts over the judge's evidence, each sampled with its own seed, agree with `answer`."""
     base = ctx.settings.llm.seed or 0
+    shown = {k: variables[k] for k in ("question", "subgoal")}
+    shown["evidence"] = "\n\n".join(v for v in (variables["evidence"], variables["passages"]) if v != "(none)")
     samples = []
     for i in range(ctx.agent.belief_samples):
         draft = await ctx.structured("draft", ShortDraft, role="drafter", fallback=ShortDraft(answer="unknown"),
-                                     temperature=0.8, max_tokens=80, seed=base + 1 + i, **variables)  # fmt: skip
+                                     temperature=0.8, max_tokens=80, seed=base + 1 + i, **shown)  # fmt: skip
         samples.append("unknown" if draft.used_fallback else draft.value.answer)
     return belief_from_samples(samples, answer)
 
@@ -50,41 +51,55 @@ async def _belief(ctx: RunContext, outcome: StructuredOutcome, verdict: RoundVer
     return await _sampled_belief(ctx, verdict.answer, variables)
 
 
-def _labels(verdict: RoundVerdict, shown: list[Evidence]) -> dict:
-    labels = {}
-    for label in verdict.labels:
-        if 1 <= label.id <= len(shown):
-            ev = shown[label.id - 1]
-            labels[ev.id] = label.model_dump(exclude={"id"})
-            if label.instructions_inside:
-                ev.injection_flagged = True
-    for ev in shown:  # the detector's flags stand whatever the judge said
-        if find_injection(ev.text):
-            ev.injection_flagged = True
-            labels.setdefault(ev.id, {})["instructions_inside"] = True
-    return labels
+def _flag(verdict: RoundVerdict, shown: list[Evidence], chosen: dict[str, Evidence]) -> set[str]:
+    """Evidence ids carrying instructions: what the judge named suspicious, and whatever the detector finds."""
+    flagged = set()
+    for raw in verdict.suspicious:
+        key = raw.strip().upper()
+        if key.isdigit() and 1 <= int(key) <= len(shown):
+            flagged.add(shown[int(key) - 1].id)
+        elif key in chosen:
+            flagged.add(chosen[key].id)
+    return flagged | {e.id for e in [*shown, *chosen.values()] if e.injection_flagged or find_injection(e.text)}
 
 
 async def judge(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     ctx = runtime.context
     rnd = enter(ctx, state, "judge")
     sg = state["subgoal"]
-    kept = [e.model_copy() for e in state.get("kept") or []]
-    text, shown = shown_evidence(kept, rnd, ctx.agent.evidence_tokens)
-    variables = {"question": state["original_question"], "subgoal": state["question"], "evidence": text}
+    kept = list(state.get("kept") or [])
+    evidence, shown = format_evidence(evidence_choice.for_judge(kept, rnd, ctx.agent.evidence_tokens))
+    new = state.get("candidates") or []  # selection = judge: the round's pool; otherwise select took them
+    passages, aliases = passage_section(new, ctx.agent.passage_chars)
+    previous = state.get("queries") or []
+    # A sub-goal that is the question itself is not written out twice.
+    subgoal = "(the question itself)" if state["question"] == state["original_question"] else state["question"]
+    variables = {"question": state["original_question"], "subgoal": subgoal, "evidence": evidence,
+                 "passages": passages, "previous": "\n".join(f"- {q}" for q in previous) or "(none)",
+                 "max_queries": ctx.agent.max_queries}  # fmt: skip
     outcome = await ctx.structured("judge", RoundVerdict, role="judge", fallback=UNUSABLE, logprobs=True,
-                                   max_tokens=400, **variables)  # fmt: skip
+                                   max_tokens=600, **variables)  # fmt: skip
     verdict = outcome.value
-    labels = _labels(verdict, shown)
-    flagged = {e.id for e in shown if e.injection_flagged}
+
+    chosen: dict[str, Evidence] = {}
+    if new:
+        chosen, decisions = graded_evidence(verdict.passages, aliases, sg.id, ctx.settings.rerank,
+                                            ctx.agent.keep_grade, ctx.agent.evidence_tokens)  # fmt: skip
+        ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None,
+                   method=f"judge grades (kept at {ctx.agent.keep_grade}+ of 10, quotes checked in the source)")
+        ctx.emit(EvidenceEvent(subgoal_id=sg.id, kept=[e.id for e in chosen.values()],
+                                   dropped=len(new) - len(chosen)))  # fmt: skip
+    flagged = _flag(verdict, shown, chosen)
+    known = {e.id for e in kept}
+    kept += [e.model_copy(update={"round": rnd}) for e in chosen.values() if e.id not in known]
     kept = [e.model_copy(update={"injection_flagged": True}) if e.id in flagged else e for e in kept]
-    ctx.record("judge", target=sg.id, target_kind="subgoal", labels=labels, rationale=verdict.rationale,
-               decision=verdict.decision)  # fmt: skip
+    ctx.record("judge", target=sg.id, target_kind="subgoal", labels={i: {"instructions_inside": True} for i in flagged},
+               rationale=verdict.rationale, decision=verdict.decision)  # fmt: skip
     ctx.emit(VerdictEvent(target=sg.id, decision=verdict.decision, rationale=verdict.rationale))
 
-    previous = state.get("belief") or no_belief()
+    prior = state.get("belief") or no_belief()
     belief = no_belief() if outcome.error else await _belief(ctx, outcome, verdict, variables)
-    gain = information_gain(previous, belief)
+    gain = information_gain(prior, belief)
     ctx.record("information", belief=belief.value, measure=belief.method, gain=gain, entropy=belief.entropy,
                draft=belief.answer)  # fmt: skip
     ctx.emit(InformationEvent(subgoal_id=sg.id, round=rnd, belief=belief.value, gain=gain, draft=belief.answer))
@@ -94,5 +109,5 @@ async def judge(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     best = state.get("best")
     if belief.value > 0 and (best is None or belief.value >= best.belief):
         best = BestAnswer(answer=verdict.answer.strip(), belief=round(belief.value, 4), round=rnd)
-    return {"kept": kept, "verdict": verdict, "belief": belief, "best": best, "gain": gain,
+    return {"kept": kept, "candidates": [], "verdict": verdict, "belief": belief, "best": best, "gain": gain,
             "stop": outcome.error}  # fmt: skip

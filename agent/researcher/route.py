@@ -17,8 +17,16 @@ from .steps import enter
 
 
 def after_step(state: RoundState) -> str:
-    """Edge after queries and search: a stop they set ends the sub-goal, otherwise the round goes on."""
+    """Edge after queries: a stop it set ends the sub-goal, otherwise the round goes on."""
     return "finish" if state.get("stop") else "continue"
+
+
+def after_search(state: RoundState, runtime: Runtime[RunContext]) -> str:
+    """Edge after search: a stop ends the sub-goal; the judge grades the pool itself (selection = judge),
+    otherwise the reranker or fused order selects first."""
+    if state.get("stop"):
+        return "finish"
+    return "judge" if runtime.context.agent.selection == "judge" else "select"
 
 
 async def route(state: RoundState, runtime: Runtime[RunContext]) -> Command[Literal["queries", "finish"]]:

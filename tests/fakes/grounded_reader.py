@@ -5,7 +5,7 @@ for one thing: to recognise an answer when the pipeline puts it in front of it. 
 the prompt alone:
 
 - planner: the gold decomposition as sub-goals ("#k" → depends_on k), else the bare question; no revisions.
-- query_rewriter / judge's next_query: the sub-goal's own words ("#k" filled with the parent answer the
+- planner queries / judge's next_queries: the sub-goal's own words ("#k" filled with the parent answer the
   prompt shows), never a gold title, passage or answer the pipeline has not found.
 - judge / drafter: the hop's gold answer when an evidence block holds it, else "unknown"; logprobs are
   high (SURE) when found, low (UNSURE) when not, so belief from logprobs means something.
@@ -218,7 +218,7 @@ class GroundedReader:
         text = prompt_text(body)
         handler = getattr(self, f"_{rerank_kind(body)}" if role == "reranker" else f"_{role}")
         reply, logprob = handler(text)
-        out: dict[str, Any] = {"content": json.dumps(reply)}
+        out: dict[str, Any] = {"content": json.dumps(reply, ensure_ascii=False)}  # as a model writes it
         if logprob is not None:
             out["logprob"] = logprob
         return out
@@ -233,23 +233,26 @@ class GroundedReader:
         question = section_of(text, "Question")
         q = self.question(question)
         steps = [(h.question, [p + 1 for p in h.parents]) for h in q.hops] if q and q.hops else [(question, [])]
-        return {"subgoals": [{"question": s, "depends_on": d, "source": "local"} for s, d in steps]}, None
+        return {"subgoals": [{"question": s, "depends_on": d, "source": "local", "queries": self._planned(q, s)}
+                             for s, d in steps]}, None  # fmt: skip
 
-    def _query_rewriter(self, text: str):
-        q = self.question(section_of(text, "Question"))
-        lines = section_of(text, "Sub-goal").splitlines()
-        known_line = next((x for x in lines if x.startswith("(Known so far: ")), "")
-        subgoal = (known_line[len("(Known so far: ") : -1] if known_line else lines[0]) if lines else ""
-        previous = {norm(x[2:]) for x in section_of(text, "Queries already searched").splitlines() if x[:2] == "- "}
-        wanted = re.search(r"Write up to (\d+)", text)
-        variants = self._variants(q, subgoal) if q else [subgoal]
-        fresh = [v for v in variants if norm(v) not in previous]
-        return {"queries": fresh[: int(wanted.group(1)) if wanted else 2]}, None
+    @staticmethod
+    def _planned(q: GroundedQuestion | None, step: str) -> list[str]:
+        """A step's first searches, from its own words: its keywords (`#k` kept for the parent's answer), then
+        with the question's words (what a planner adds to a terse hop)."""
+        words = [w for w in re.sub(r"#(\d+)", r" ref\1 ", step).split() if w]
+        keys = [f"#{w[3:]}" if re.fullmatch(r"ref\d+", w) else w for w in content_words(" ".join(words))]
+        context = [*keys, *(w for w in content_words(q.question) if w not in keys)] if q else keys
+        out = []
+        for v in (" ".join(keys), " ".join(context)):
+            if v and norm(v) != norm(step) and v not in out:
+                out.append(v[:120])
+        return out
 
     def _variants(self, q: GroundedQuestion, subgoal: str) -> list[str]:
         """Wordings of a sub-goal from the prompt's words: filled in, keywords, the parent answers first, with
         the question's words (what a reader does when a parent's answer is missing or the hop is terse), and
-        each half of its keywords; the rewriter hands them out in this order, two a round."""
+        each half of its keywords; the judge hands them out in this order when it continues."""
         hop, known = self.hop(q, subgoal)
         filled = re.sub(r"#(\d+)", lambda m: known.get(int(m.group(1)) - 1, ""), hop.question)
         filled = " ".join(filled.replace(">>", " ").split())
@@ -271,32 +274,41 @@ class GroundedReader:
     def _judged(self, text: str) -> tuple[GroundedQuestion | None, str, tuple[str, list] | None]:
         q = self.question(section_of(text, "Question"))
         subgoal = section_of(text, "Sub-goal")
+        if subgoal == "(the question itself)":
+            subgoal = section_of(text, "Question")
         if q is None:
             return None, subgoal, None
         hop, _ = self.hop(q, subgoal)
-        return q, subgoal, q.held(hop, evidence_blocks(text))
+        return q, subgoal, q.held(hop, [*evidence_blocks(text), *passage_blocks(text)])
+
+    def _graded(self, q: GroundedQuestion | None, subgoal: str, text: str) -> list[dict]:
+        """The new passages: 10 with the sentence holding the hop's answer quoted, else by shared words."""
+        hop = self.hop(q, subgoal)[0] if q else None
+        core, pairs = split_known(subgoal)
+        words = set(content_words(core + " " + " ".join(a for _, a in pairs)))
+        grades = []
+        for alias, title, body in passage_blocks(text):
+            holding = [x for x in sentences(body) if q and hop and q.held(hop, [(0, title, x)])]
+            if q and hop and q.held(hop, [(0, title, body)]):
+                grades.append({"id": alias, "grade": 10, "quote": holding[0] if holding else body})
+                continue
+            grade = round(6 * len(words & set(content_words(f"{title} {body}"))) / max(1, len(words)))
+            grades.append({"id": alias, "grade": grade, "quote": (sentences(body) or [""])[0] if grade >= 5 else ""})
+        return grades
 
     def _judge(self, text: str):
         q, subgoal, found = self._judged(text)
-        blocks = evidence_blocks(text)
-        holding = set(found[1]) if found else set()
-        words = set(content_words(subgoal))
-        labels = [{"id": n, "relevant": n in holding or len(words & set(content_words(body))) * 2 >= len(words),
-                   "correct": True, "instructions_inside": False} for n, _, body in blocks[:12]]  # fmt: skip
+        passages = self._graded(q, subgoal, text)
         if found:
-            reply = {
-                "answer": found[0],
-                "answered": True,
-                "decision": "done",
-                "next_query": "",
-                "rationale": f"evidence {', '.join(map(str, found[1]))} states it",
-                "labels": labels,
-            }
+            reply = {"answer": found[0], "answered": True, "decision": "done", "next_queries": [],
+                     "passages": passages, "rationale": f"{', '.join(map(str, found[1]))} states it"}  # fmt: skip
             return reply, SURE
+        searched = {norm(x[2:]) for x in section_of(text, "Searched").splitlines() if x[:2] == "- "}
         variants = self._variants(q, subgoal) if q else [subgoal]
-        next_query = variants[min(2, len(variants) - 1)]  # the rewriter offers the first two wordings itself
-        reply = {"answer": UNKNOWN, "answered": False, "decision": "continue", "next_query": next_query,
-                 "rationale": "the evidence does not state it", "labels": labels}  # fmt: skip
+        wanted = re.search(r"up to (\d+)\n?\s*`next_queries`", text)
+        fresh = [v for v in variants if norm(v) not in searched][: int(wanted.group(1)) if wanted else 2]
+        reply = {"answer": UNKNOWN, "answered": False, "decision": "continue", "next_queries": fresh,
+                 "passages": passages, "rationale": "the evidence does not state it"}  # fmt: skip
         return reply, UNSURE
 
     def _drafter(self, text: str):
@@ -311,7 +323,9 @@ class GroundedReader:
             claim = {"text": "The evidence does not state the answer.", "citations": [blocks[0][0] if blocks else 1]}
             return {"short_answer": UNKNOWN, "claims": [claim]}, None
         answer, ids = found
-        return {"short_answer": answer, "claims": [{"text": f"The answer is {answer}.", "citations": ids[:4]}]}, None
+        body = next(b for n, _, b in blocks if n == ids[0])
+        stated = next((x for x in sentences(body) if contains(x, answer)), f"The answer is {answer}.")
+        return {"short_answer": answer, "claims": [{"text": stated[:400], "citations": ids[:4]}]}, None
 
     _reviser = _answerer
 
