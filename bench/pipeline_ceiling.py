@@ -192,6 +192,7 @@ def figures(rows: list[dict], ceiling: list[dict[str, bool]]) -> dict[str, Any]:
         "answered_share": mean(r["termination"] == "answered" for r in rows),
         "termination": dict(Counter(r["termination"] for r in rows).most_common()),
         "median_llm_calls": median("llm_calls"),
+        "mean_llm_calls": mean(r["llm_calls"] for r in rows),
         "median_prompt_tokens": median("prompt_tokens"),
         "median_searches": median("searches"),
         "prefix_reuse": round(median("prefix_reuse"), 4),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from deepsearch.tools import web_search
 
 from bench import pipeline_ceiling
@@ -25,8 +26,8 @@ def test_the_bench_with_the_web_on_searches_the_local_engine_and_reports_costs(m
     assert f["termination"] == {"answered": 2}, f["termination"]
     assert 0 < f["prefix_reuse"] < 1
     roles = f["calls_by_role"]
-    assert {"planner", "judge", "answerer", "verifier"} <= set(roles), roles
-    assert all(v > 0 for v in roles.values()) and sum(roles.values()) >= f["median_llm_calls"] / 2, roles
+    assert {"planner", "answerer"} <= set(roles) and all(v > 0 for v in roles.values()), roles
+    assert sum(roles.values()) == pytest.approx(f["mean_llm_calls"], abs=0.01)  # every call has its role
     # The web was really used: the local engine answered searches, its pages were fetched and kept as evidence.
     assert f["web_corpus_queries"] > 0 and f["median_web_searches"] > 0
     assert f["web_corpus_pages_served"] > 0 and f["mean_pages_fetched"] > 0
