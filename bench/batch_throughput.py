@@ -3,7 +3,14 @@
 For each concurrency (questions in flight, and requests in flight to the server), answers a batch of
 sample-corpus questions with the research graph (scripted replies, real BM25 index, real trajectories)
 and closed-book, and prints questions/s against the ideal concurrency ÷ (calls per question × latency)
-with their ratio. Then the peak RSS of a `deepsearch batch` process answering 1,000 questions.
+with their ratio, and the client's CPU per question. Then the peak RSS of a `deepsearch batch` process answering
+1,000 questions.
+
+Client CPU per question is the process time (user + system, all threads) of this process over a batch, divided by
+its questions. The fake server runs in a spawned child process (FakeOpenAIServerProcess), so neither its CPU nor its
+share of the GIL is the client's: the figure is the agent's own cost per question, and the throughput ratio is not
+held down by a server competing for the client's interpreter. (Per-thread CPU clocks would exclude the server's
+time but not its GIL contention.)
 
     python -m bench.batch_throughput [--latency-ms 200] [--concurrency 1 8 32 64] [--memory-questions 1000]
 """
@@ -25,8 +32,13 @@ from deepsearch.agent.batch.execute import BatchJob
 from deepsearch.agent.batch.inputs import BatchQuestion
 
 from bench.stats import print_table
-from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.openai_server import FakeOpenAIServerProcess
 from tests.graph_support import SAMPLE, ScriptedModel, build_sample_index, server_responder, settings_for
+
+
+def scripted_responder():
+    """The server's responder (built in the server's process): scripted replies per role."""
+    return server_responder(ScriptedModel())
 
 
 def sample_questions(n: int) -> list[BatchQuestion]:
@@ -41,14 +53,16 @@ def _measure(tmp: Path, url: str, index: Path, concurrency: int, closed_book: bo
     settings.llm.concurrency = concurrency
     output = tmp / f"out-{concurrency}-{closed_book}.jsonl"
     job = BatchJob(settings, output, closed_book=closed_book, concurrency=concurrency, quiet=True)
-    started = time.perf_counter()
-    rows = asyncio.run(job.run(sample_questions(n)))
-    wall = time.perf_counter() - started
+    questions = sample_questions(n)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    rows = asyncio.run(job.run(questions))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     calls = sum(r["usage"]["llm_calls"] for r in rows) / len(rows)
     ideal = concurrency / (calls * latency_s)
     measured = len(rows) / wall
     return {"questions": len(rows), "errors": sum(1 for r in rows if r["error"]), "calls_per_question": calls,
-            "questions_per_s": measured, "ideal_questions_per_s": ideal, "ratio": measured / ideal}  # fmt: skip
+            "questions_per_s": measured, "ideal_questions_per_s": ideal, "ratio": measured / ideal,
+            "client_cpu_ms_per_question": cpu / len(rows) * 1000}  # fmt: skip
 
 
 def peak_rss_mb(tmp: Path, url: str, index: Path, questions: int, concurrency: int) -> float:
@@ -70,7 +84,7 @@ def run(latency_ms: float = 200.0, concurrency: tuple[int, ...] = (1, 8, 32, 64)
     figures: dict = {"latency_ms": latency_ms, "throughput": {}}
     with (
         tempfile.TemporaryDirectory() as d,
-        FakeOpenAIServer(responder=server_responder(ScriptedModel()), latency_s=latency_s) as server,
+        FakeOpenAIServerProcess("bench.batch_throughput:scripted_responder", latency_s=latency_s) as server,
     ):
         tmp = Path(d)
         index = build_sample_index(tmp)
@@ -93,7 +107,8 @@ def main() -> None:
     f = run(args.latency_ms, tuple(args.concurrency), args.memory_questions)
     rows = [
         (f"{key:<16}", f"{t['questions_per_s']:7.2f} q/s  ideal {t['ideal_questions_per_s']:7.2f}  ratio "
-         f"{t['ratio']:.2f}  ({t['calls_per_question']:.1f} calls/question, n={t['questions']}, {t['errors']} failed)")
+         f"{t['ratio']:.2f}  client CPU {t['client_cpu_ms_per_question']:6.1f} ms/question  "
+         f"({t['calls_per_question']:.1f} calls/question, n={t['questions']}, {t['errors']} failed)")
         for key, t in f["throughput"].items()
     ]  # fmt: skip
     if "peak_rss_mb" in f:

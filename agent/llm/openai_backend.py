@@ -1,6 +1,6 @@
 """Any OpenAI-compatible server; vLLM (`vllm serve MODEL`) is the production target.
 
-- JSON-schema output the way each server understands it: vLLM `structured_outputs` in extra_body,
+- JSON-schema output the way each server understands it: vLLM `structured_outputs` in the body,
   llama.cpp `response_format={"type": "json_object", "schema": …}` (strings bounded: grammar_schema), others
   `response_format` json_schema.
 - llama.cpp servers decode like the embedded backend: `repeat_penalty` 1.0 (see LLAMACPP_SAMPLING).
@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import openai
+from pydantic import ValidationError
 
 from ..config import LLMSettings
 from ..masking import display_url, scrub, url_secrets
@@ -28,12 +31,13 @@ from .base import LLMBackend, chat_kwargs
 from .endpoints import EndpointPool
 from .errors import LLMServerError, LLMUnavailable
 from .llamacpp_backend import grammar_schema
+from .openai_wire import parse_completion
 from .parsing import split_think
-from .types import LLMRequest, LLMResponse, TokenLogprob, TopLogprob, Usage
+from .types import LLMRequest, LLMResponse, Usage
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 # A 200 whose body is not the promised JSON: a broken proxy or a crashing server; worth one more try.
-MALFORMED = (json.JSONDecodeError, openai.APIResponseValidationError)
+MALFORMED = (json.JSONDecodeError, openai.APIResponseValidationError, ValidationError)
 # llama-cpp-python's server defaults repeat_penalty to 1.1 (server/types.py repeat_penalty_field), where
 # Llama.create_chat_completion, the embedded backend's call, defaults to 1.0 (llama.py). Over its last 64 tokens the
 # penalty pushes a grammar-bound reply off the quotes and braces JSON must repeat: `{"city": "Tokyo` never gets its
@@ -44,16 +48,47 @@ SERVER_KINDS = {"vllm": "vllm", "llamacpp": "llamacpp", "me": "llamacpp", "llama
 
 
 class _Endpoint:
-    def __init__(self, url: str, api_key: str, timeout_s: float, concurrency: int):
+    """One server URL: a client per request in flight, each with its own single keep-alive connection.
+
+    httpcore's pool walks every connection it holds (and polls each idle socket) whenever a request starts or
+    ends: with one pool of 32 connections that is ~7 ms of CPU per request, more than the rest of a call. A
+    request here takes an idle client (or makes one) and gives it back, so each pool holds one connection; the
+    backend's semaphore bounds how many exist. The TLS context is built once and shared (building one is ~70 ms).
+    """
+
+    def __init__(self, url: str, api_key: str, timeout_s: float):
         self.url = url.rstrip("/")
         self.display = display_url(self.url)  # what messages and trajectories show: no credentials
-        self.client = openai.AsyncOpenAI(
+        self._api_key, self._timeout = api_key, httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self._tls: ssl.SSLContext | None = None
+        self._idle: list[openai.AsyncOpenAI] = []
+        self._all: list[openai.AsyncOpenAI] = []
+
+    def _new_client(self) -> openai.AsyncOpenAI:
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = openai.AsyncOpenAI(
             base_url=self.url,
-            api_key=api_key,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            api_key=self._api_key,
+            timeout=self._timeout,
             max_retries=0,  # retries are ours: backoff with jitter, and endpoint rotation
-            http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency * 2)),
+            http_client=httpx.AsyncClient(verify=self._tls, limits=httpx.Limits(max_connections=1)),
         )
+        self._all.append(client)
+        return client
+
+    @contextmanager
+    def client(self) -> Iterator[openai.AsyncOpenAI]:
+        client = self._idle.pop() if self._idle else self._new_client()
+        try:
+            yield client
+        finally:
+            self._idle.append(client)
+
+    async def aclose(self) -> None:
+        clients, self._all, self._idle = self._all, [], []
+        for client in clients:
+            await client.close()
 
 
 class OpenAIBackend(LLMBackend):
@@ -64,7 +99,7 @@ class OpenAIBackend(LLMBackend):
             raise ValueError("the openai backend needs at least one base URL")
         self.settings = settings
         key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
-        self.endpoints = [_Endpoint(u, key, settings.timeout_s, settings.concurrency) for u in settings.base_url]
+        self.endpoints = [_Endpoint(u, key, settings.timeout_s) for u in settings.base_url]
         self.pool = EndpointPool(self.endpoints, cooldown_s=settings.endpoint_cooldown_s)
         # Never echoed: a server may quote the rejected key, an error may quote the URL it failed on.
         self._secrets = [s for u in settings.base_url for s in url_secrets(u)]
@@ -104,7 +139,8 @@ class OpenAIBackend(LLMBackend):
 
     async def _list_models(self, ep: _Endpoint) -> list[dict[str, Any]]:
         try:
-            page = await ep.client.models.list()
+            with ep.client() as client:
+                page = await client.models.list()
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
             raise LLMUnavailable(ep.display, self._clean(_reason(e))) from None
         except openai.APIStatusError as e:
@@ -133,13 +169,14 @@ class OpenAIBackend(LLMBackend):
                 self._kind = SERVER_KINDS.get(str(owner).lower(), "openai")
 
     def _payload(self, request: LLMRequest) -> dict[str, Any]:
+        """The request body of /chat/completions (what the SDK's `extra_body` would add is at the top level)."""
         kwargs = {"model": self._model, **chat_kwargs(request, self.settings)}
         if self._kind == "llamacpp":
-            kwargs["extra_body"] = dict(LLAMACPP_SAMPLING)
+            kwargs |= LLAMACPP_SAMPLING
         if request.json_schema is not None:
             schema = request.json_schema
             if self._kind == "vllm":
-                kwargs["extra_body"] = {"structured_outputs": {"json": schema}}
+                kwargs["structured_outputs"] = {"json": schema}
             elif self._kind == "llamacpp":
                 kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)}
             else:
@@ -159,14 +196,18 @@ class OpenAIBackend(LLMBackend):
                     ep = lease.endpoint
                     started = time.perf_counter()
                     try:
-                        completion = await ep.client.chat.completions.create(**payload)
+                        # A plain dict posted as is: the SDK's request transform and reply models cost more CPU
+                        # than the rest of a call (openai_wire.py); errors and auth still come from the SDK.
+                        with ep.client() as client:
+                            body = await client.post("/chat/completions", body=payload, cast_to=bytes)
+                        response = self._response(body, request, ep, time.perf_counter() - started, retries)
                     except (*RETRYABLE, *MALFORMED) as e:
                         lease.ok, error = False, e
                     except openai.APIStatusError as e:
                         raise LLMServerError(ep.display, e.status_code, self._clean(str(e.message))) from None
                     else:
                         lease.ok = True
-                        return self._response(completion, request, ep, time.perf_counter() - started, retries)
+                        return response
                 if retries >= self.settings.max_retries:
                     raise _final_error(ep.display, error, self._clean) from None
                 await asyncio.sleep(self._backoff(retries, error))
@@ -182,25 +223,24 @@ class OpenAIBackend(LLMBackend):
         delay = min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
         return delay / 2 + random.uniform(0, delay / 2)  # "equal jitter"
 
-    def _response(self, completion, request: LLMRequest, ep: _Endpoint, latency: float, retries: int) -> LLMResponse:
+    def _response(self, body: bytes, request: LLMRequest, ep: _Endpoint, latency: float, retries: int) -> LLMResponse:
+        completion = parse_completion(body)
         if not completion.choices:
             raise LLMServerError(ep.display, None, "response has no choices")
         choice = completion.choices[0]
         message = choice.message
         raw = message.content or ""
         text, inline_reasoning = split_think(raw)
-        extra = message.model_extra or {}
-        reasoning = extra.get("reasoning_content") or extra.get("reasoning") or inline_reasoning
         usage = completion.usage
         return LLMResponse(
             text=text,
             raw_text=raw,
-            reasoning=reasoning,
-            logprobs=_logprobs(choice),
+            reasoning=message.reasoning_content or message.reasoning or inline_reasoning,
+            logprobs=(choice.logprobs.content or None) if choice.logprobs else None,
             finish_reason=choice.finish_reason,
             usage=Usage(
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
+                prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+                completion_tokens=(usage.completion_tokens or 0) if usage else 0,
             ),
             latency_s=latency,
             retries=retries,
@@ -212,26 +252,16 @@ class OpenAIBackend(LLMBackend):
 
     async def aclose(self) -> None:
         for ep in self.endpoints:
-            await ep.client.close()
-
-
-def _logprobs(choice) -> list[TokenLogprob] | None:
-    content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
-    if not content:
-        return None
-    return [
-        TokenLogprob(
-            token=t.token,
-            logprob=t.logprob,
-            top=[TopLogprob(token=x.token, logprob=x.logprob) for x in (t.top_logprobs or [])],
-        )
-        for t in content
-    ]
+            await ep.aclose()
 
 
 def _final_error(url: str, error: Exception, clean: Callable[[str], str]) -> LLMServerError | LLMUnavailable:
     if isinstance(error, openai.APIStatusError):
         return LLMServerError(url, error.status_code, clean(str(error.message)))
+    if isinstance(error, ValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(map(str, first.get("loc", ()))) or "body"
+        return LLMServerError(url, 200, clean(f"malformed response body ({where}: {first.get('msg', error)})"))
     if isinstance(error, MALFORMED):
         return LLMServerError(url, 200, clean(f"malformed response body ({error})"))
     return LLMUnavailable(url, clean(_reason(error)))

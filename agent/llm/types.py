@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, Field
 
 
 class ChatMessage(BaseModel):
@@ -38,7 +38,10 @@ class TopLogprob(BaseModel):
 class TokenLogprob(BaseModel):
     token: str
     logprob: float
-    top: list[TopLogprob] = Field(default_factory=list)
+    # `top_logprobs` is the OpenAI wire name (openai_wire.py validates replies straight into this model); null is [].
+    top: Annotated[list[TopLogprob], BeforeValidator(lambda v: v or [])] = Field(
+        default_factory=list, validation_alias=AliasChoices("top", "top_logprobs")
+    )
 
 
 class Usage(BaseModel):

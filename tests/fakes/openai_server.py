@@ -12,10 +12,14 @@ get a fixed pattern near -0.1. `prompt_tokens` (a callable over the messages) re
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import random
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -114,7 +118,7 @@ class FakeOpenAIServer:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> FakeOpenAIServer:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
@@ -158,6 +162,12 @@ class FakeOpenAIServer:
     def _leave(self) -> None:
         with self._lock:
             self._in_flight -= 1
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: 32 clients connecting at once overflow it and the kernel drops their SYNs,
+    # which the clients resend only after a second (vLLM's uvicorn listens with a backlog of 2048).
+    request_queue_size = 1024
 
 
 def _tokens(text: str) -> list[str]:
@@ -329,3 +339,65 @@ class _Handler(BaseHTTPRequestHandler):
         chunk({}, finish, usage=usage)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+
+
+class FakeOpenAIServerProcess:
+    """A FakeOpenAIServer in a child process, so that its CPU (and its share of the GIL) is not the caller's.
+
+    `responder_factory` is "module:function", a function of no arguments that returns the responder; it runs in
+    the child, a fresh interpreter (`python -m tests.fakes.openai_server`) with the caller's sys.path, so nothing
+    of the caller's state crosses. Other keyword arguments go to FakeOpenAIServer (JSON values only). Use as a
+    context manager; `base_url` as for FakeOpenAIServer, `pid` the child's, `requests` (a count) once stopped.
+    """
+
+    def __init__(self, responder_factory: str | None = None, **kwargs: Any):
+        self.factory = responder_factory or f"{__name__}:_default_responder_factory"
+        self.kwargs = kwargs
+        self.base_url = ""
+        self.requests = 0
+        self._process: subprocess.Popen | None = None
+
+    def __enter__(self) -> FakeOpenAIServerProcess:
+        path = os.pathsep.join(p or os.getcwd() for p in sys.path)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.openai_server", self.factory, json.dumps(self.kwargs)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": path},
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().strip()
+        if not line.startswith("http://"):
+            self._process.kill()
+            raise RuntimeError(f"the fake server process did not start (exit {self._process.wait()})")
+        self.base_url = line
+        self.pid = self._process.pid
+        return self
+
+    def __exit__(self, *exc) -> None:
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.close()  # the child's signal to stop
+            count = process.stdout.readline().strip()
+            self.requests = int(count) if count.isdigit() else self.requests
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _default_responder_factory() -> Responder:
+    return default_responder
+
+
+def _serve(factory: str, kwargs: dict[str, Any]) -> None:
+    module, _, name = factory.partition(":")
+    responder = getattr(importlib.import_module(module), name)()
+    with FakeOpenAIServer(responder=responder, **kwargs) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin (or goes away)
+        print(len(server.requests), flush=True)
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], json.loads(sys.argv[2]))
