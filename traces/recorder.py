@@ -83,6 +83,15 @@ def termination_for(exc: BaseException) -> str:
     return f"error_{kind}"
 
 
+def _header_event(header: Header, redactor: Redactor) -> dict[str, Any]:
+    """The header as JSON data, its run-independent parts (config, models, prompts, tools) redacted once per batch."""
+    data = header.model_dump(mode="json")
+    for key in ("config", "models", "prompts", "tools"):
+        if isinstance(data.get(key), dict):
+            data[key] = redactor.clean_static(data[key])
+    return data
+
+
 class TraceRecorder:
     """Records one run. Cheap per step; thread-safe; never lets a secret reach disk (see redact.py)."""
 
@@ -132,7 +141,7 @@ class TraceRecorder:
                     "schema_version": SCHEMA_VERSION,
                     "trace_id": trace_id,
                     "created": created.isoformat(),
-                    "header": header.model_dump(mode="json"),
+                    "header": _header_event(header, recorder._redactor),
                 }
             )
             os.replace(starting, path)

@@ -66,6 +66,14 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
     return [s for s in found if len(s) >= MIN_SECRET_LEN]
 
 
+class _Clean(dict):
+    """A dict that `Redactor.clean_static` produced: already redacted, never walked again by its redactor."""
+
+
+_STATIC_MAX = 64
+_FROM_SETTINGS: dict[tuple, Redactor] = {}
+
+
 def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -92,15 +100,40 @@ class Redactor:
         self._secret_forms = {form for s in self.secrets for form in (s, json.dumps(s, ensure_ascii=False)[1:-1])}
         self.patterns = [re.compile(p) for p in patterns]  # kept apart so their own inline flags work
         self._secret_keys: dict[str, bool] = {}
+        self._static: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, environ: Mapping[str, str] | None = None) -> Redactor:
-        """From `Settings`: the configured API key, secret-named env vars and `traces.redact_patterns`."""
-        secrets = secrets_from_env(environ)
+        """From `Settings`: the configured API key, secret-named env vars and `traces.redact_patterns`.
+
+        The same inputs give the same (shared) Redactor, so a batch builds it and its memo once, not per run."""
+        environ = os.environ if environ is None else environ
         key = settings.llm.api_key
-        if key is not None:
-            secrets.append(key.get_secret_value())
-        return cls(secrets, settings.traces.redact_patterns)
+        key_value = key.get_secret_value() if key is not None else None
+        cache_key = (key_value, tuple(settings.traces.redact_patterns), tuple(environ.items()))
+        redactor = _FROM_SETTINGS.get(cache_key)
+        if redactor is None:
+            secrets = secrets_from_env(environ)
+            if key_value is not None:
+                secrets.append(key_value)
+            redactor = cls(secrets, settings.traces.redact_patterns)
+            if len(_FROM_SETTINGS) >= 8:
+                _FROM_SETTINGS.clear()
+            _FROM_SETTINGS[cache_key] = redactor
+        return redactor
+
+    def clean_static(self, data: Any) -> Any:
+        """`redact(data)` for data that repeats from run to run (a header's config): memoised by its JSON text, and
+        marked so that `redact` does not walk it again inside a larger event."""
+        text = _dumps(data)
+        done = self._static.get(text)
+        if done is None:
+            done = self.redact(data)
+            done = _Clean(done) if isinstance(done, dict) else done
+            if len(self._static) >= _STATIC_MAX:
+                self._static.clear()
+            self._static[text] = done
+        return done
 
     def serialize(self, data: Any, *, compact: bool = True) -> str:
         """One JSON line (no newline) with every secret masked; `compact=False` keeps json.dumps' spacing."""
@@ -152,6 +185,8 @@ class Redactor:
         """A copy of `data` with secrets masked in every string and under every secret-named key."""
         if isinstance(data, str):
             return self.text(data, page=page)
+        if type(data) is _Clean:
+            return data  # this redactor's own output (clean_static)
         if isinstance(data, dict):
             pages = _page_fields(data)
             return {

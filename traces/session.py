@@ -13,15 +13,26 @@ from .recorder import TraceRecorder
 from .redact import Redactor
 from .schema import Header, ModelUse, ToolSpec
 
+_VERSIONS: dict[tuple[str, ...], dict[str, str]] = {}
+
 
 def prompt_versions() -> dict[str, str]:
-    """Hash of every prompt template file; a broken template is recorded, not fatal to the run."""
+    """Hash of every prompt template file; a broken template is recorded, not fatal to the run.
+
+    load_prompt keeps each template for the process, so the versions change only with the set of files: they are
+    kept per file list (a list with a broken template is looked at again on the next run)."""
+    names = tuple(available_prompts())
+    known = _VERSIONS.get(names)
+    if known is not None:
+        return dict(known)
     versions = {}
-    for name in available_prompts():
+    for name in names:
         try:
             versions[name] = load_prompt(name).version
         except (OSError, ValueError) as e:
             versions[name] = f"invalid: {e}"
+    if not any(v.startswith("invalid: ") for v in versions.values()):
+        _VERSIONS[names] = dict(versions)
     return versions
 
 
