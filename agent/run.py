@@ -138,7 +138,7 @@ async def _invoke(
 
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
     path = ctx.settings.agent.checkpoint_db if checkpoint else None
-    async with open_checkpointer(path, ctx.interactive) as saver:
+    async with open_checkpointer(path, ctx.interactive, fsync=ctx.settings.traces.fsync) as saver:
         graph = compiled.copy(update={"checkpointer": saver})  # compiling anew would cost ~60 ms a run
         start: Any = {"question": question, "history": history}
         if resume and (await graph.aget_state(config)).next:
