@@ -55,3 +55,14 @@ def test_prompt_versions_are_kept_and_handed_out_as_copies():
     first["planner"] = "changed by a caller"
     again = prompt_versions()
     assert again != first and all(len(v) == 12 for v in again.values())
+
+
+def test_long_strings_are_masked_from_the_memo_the_same_way_and_page_text_apart():
+    redactor = Redactor([SECRET])
+    prose = "filler " * 60
+    ours = f"{prose} password: hunter22 and {SECRET}"
+    for _ in range(2):
+        assert redactor.redact({"content": ours}) == {"content": f"{prose} password: *** and ***"}
+        # The same text as page text keeps the context pattern (a page may explain passwords), not the secret.
+        assert redactor.redact({"hash": "h", "text": ours})["text"] == f"{prose} password: hunter22 and ***"
+    assert len(redactor._texts) == 2

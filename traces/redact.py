@@ -71,6 +71,8 @@ class _Clean(dict):
 
 
 _STATIC_MAX = 64
+_MEMO_MIN_CHARS = 256  # shorter strings are cheaper to mask than to look up
+_MEMO_MAX_CHARS = 4_000_000  # the memo is emptied when the strings it keeps would pass this
 _FROM_SETTINGS: dict[tuple, Redactor] = {}
 
 
@@ -101,6 +103,8 @@ class Redactor:
         self.patterns = [re.compile(p) for p in patterns]  # kept apart so their own inline flags work
         self._secret_keys: dict[str, bool] = {}
         self._static: dict[str, Any] = {}
+        self._texts: dict[tuple[str, bool], str] = {}
+        self._text_chars = 0
 
     @classmethod
     def from_settings(cls, settings: Any, environ: Mapping[str, str] | None = None) -> Redactor:
@@ -121,6 +125,20 @@ class Redactor:
                 _FROM_SETTINGS.clear()
             _FROM_SETTINGS[cache_key] = redactor
         return redactor
+
+    def _memo_text(self, value: str, page: bool) -> str:
+        """`text(value)` for a long string, memoised: a prompt's system text and its evidence blocks recur in
+        call after call (and, with one Redactor per batch, in run after run)."""
+        key = (value, page)
+        done = self._texts.get(key)
+        if done is None:
+            done = self.text(value, page=page)
+            if self._text_chars + len(value) > _MEMO_MAX_CHARS:
+                self._texts.clear()
+                self._text_chars = 0
+            self._texts[key] = done
+            self._text_chars += len(value)
+        return done
 
     def clean_static(self, data: Any) -> Any:
         """`redact(data)` for data that repeats from run to run (a header's config): memoised by its JSON text, and
@@ -184,7 +202,7 @@ class Redactor:
     def redact(self, data: Any, *, page: bool = False) -> Any:
         """A copy of `data` with secrets masked in every string and under every secret-named key."""
         if isinstance(data, str):
-            return self.text(data, page=page)
+            return self.text(data, page=page) if len(data) < _MEMO_MIN_CHARS else self._memo_text(data, page)
         if type(data) is _Clean:
             return data  # this redactor's own output (clean_static)
         if isinstance(data, dict):
