@@ -97,3 +97,21 @@ def test_fake_server_in_a_child_process_serves_and_counts_its_requests():
         assert asyncio.run(call(server.base_url)).startswith("fake answer")
         assert asyncio.run(call(server.base_url)).startswith("fake answer")
     assert server.requests == 2
+
+
+def test_tls_context_is_built_once_per_process_and_shared_by_every_client():
+    from deepsearch.agent.llm.openai_backend import _tls_context
+
+    backend = backend_for("https://example.invalid/v1")
+    ep = backend.endpoints[0]
+    with ep.client() as a, ep.client() as b:
+        assert a is not b
+        contexts = {id(c._client._transport._pool._ssl_context) for c in (a, b)}
+    assert contexts == {id(_tls_context())}
+    asyncio.run(backend.aclose())
+
+
+def test_fake_server_process_reports_its_own_cpu():
+    with FakeOpenAIServerProcess() as server:
+        cpu = server.cpu_seconds()
+        assert cpu is None or cpu >= 0.0

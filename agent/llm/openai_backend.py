@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import ssl
@@ -47,32 +48,36 @@ LLAMACPP_SAMPLING = {"repeat_penalty": 1.0}
 SERVER_KINDS = {"vllm": "vllm", "llamacpp": "llamacpp", "me": "llamacpp", "llama.cpp": "llamacpp"}
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verifying context, once: an SSLContext is safe to share between clients."""
+    return httpx.create_ssl_context()
+
+
 class _Endpoint:
     """One server URL: a client per request in flight, each with its own single keep-alive connection.
 
     httpcore's pool walks every connection it holds (and polls each idle socket) whenever a request starts or
     ends: with one pool of 32 connections that is ~7 ms of CPU per request, more than the rest of a call. A
     request here takes an idle client (or makes one) and gives it back, so each pool holds one connection; the
-    backend's semaphore bounds how many exist. The TLS context is built once and shared (building one is ~70 ms).
+    backend's semaphore bounds how many exist. The TLS context is built once per process and shared (loading the CA
+    bundle takes ~70 ms of CPU).
     """
 
     def __init__(self, url: str, api_key: str, timeout_s: float):
         self.url = url.rstrip("/")
         self.display = display_url(self.url)  # what messages and trajectories show: no credentials
         self._api_key, self._timeout = api_key, httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
-        self._tls: ssl.SSLContext | None = None
         self._idle: list[openai.AsyncOpenAI] = []
         self._all: list[openai.AsyncOpenAI] = []
 
     def _new_client(self) -> openai.AsyncOpenAI:
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context()
         client = openai.AsyncOpenAI(
             base_url=self.url,
             api_key=self._api_key,
             timeout=self._timeout,
             max_retries=0,  # retries are ours: backoff with jitter, and endpoint rotation
-            http_client=httpx.AsyncClient(verify=self._tls, limits=httpx.Limits(max_connections=1)),
+            http_client=httpx.AsyncClient(verify=_tls_context(), limits=httpx.Limits(max_connections=1)),
         )
         self._all.append(client)
         return client

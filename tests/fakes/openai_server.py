@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 FAULTS = ("429", "500", "timeout", "reset", "malformed_body", "truncated_stream", "garbage")
@@ -372,6 +373,14 @@ class FakeOpenAIServerProcess:
         self.base_url = line
         self.pid = self._process.pid
         return self
+
+    def cpu_seconds(self) -> float | None:
+        """The server process's CPU time so far (user + system), where /proc tells it (Linux); else None."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *exc) -> None:
         process = self._process
