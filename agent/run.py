@@ -158,9 +158,10 @@ def _result(ctx: RunContext, state: dict, trace_id: str) -> AskResult:
     for sg in (state.get("plan") or {}).values():
         r = results.get(sg.id)
         subgoals.append(
-            {**sg.model_dump(exclude={"tentative_answer"}),
+            {**sg.model_dump(exclude={"tentative_answer", "queries"}), "planned_queries": sg.queries,
              **({"answer": r.answer, "stop_reason": r.stop_reason, "confidence": r.confidence, "rounds": r.rounds,
-                 "evidence_ids": r.evidence_ids} if r else {"answer": None, "stop_reason": "not_run"})}
+                 "evidence_ids": r.evidence_ids, "queries": r.queries} if r else
+                {"answer": None, "stop_reason": "not_run"})}
         )  # fmt: skip
     notes = [f"LLM call failed ({f['role']}): {f['error']}" for f in ctx.failures if f["kind"].startswith("error_")]
     if ctx.tools.web is not None and ctx.tools.web_unavailable:

@@ -38,11 +38,18 @@ def planned(model: ScriptedModel) -> str:
 
 
 async def test_a_batch_run_records_the_assumption_and_never_pauses(tmp_path, index_dir):
-    model = ScriptedModel(intake=intake(READING))
+    # Outside an interactive session no intake call is made: the planner notes the reading it took, and the
+    # answerer is told it.
+    def planner(request):
+        return {"assumption": "the 1945 film", "subgoals": [{"question": AMBIGUOUS, "depends_on": []}]}
+
+    model = ScriptedModel(intake=intake(READING), planner=planner)
     result, traj = await ask(tmp_path, index_dir, model)
     assert result.assumption == "the 1945 film" and planned(model) == AMBIGUOUS
     assert [s.decision for s in traj.steps if s.kind == "judge" and s.target == "question"] == ["assume"]
-    assert model.roles().count("intake") == 1
+    assert "intake" not in model.roles()
+    answerer = next(r for role, r in model.calls if role == "answerer")
+    assert "(Read the question as: the 1945 film)" in section(answerer, "Question")
 
 
 @pytest.mark.parametrize("checkpoint", [True, False])  # without SQLite checkpoints the pause is kept in memory

@@ -53,7 +53,7 @@ def test_piped_input_gets_plain_progress_and_the_session_is_listed(cli_env, inde
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "\x1b[" not in text  # not a terminal: no escape codes at all
-    for line in ("intake", "g1 planned: ", "local search: ", "g1 evidence: kept 2, dropped 4", "judge g1: done",
+    for line in ("intake", "g1 planned: ", "local search: ", "g1 evidence: kept 2, dropped 3", "judge g1: done",
                  "judge answer: accept", "Shirley Temple served as Chief of Protocol", "[1] ", "budget of turn 1"):
         assert line in text, line
     assert f"> {QUESTION}" in text  # piped lines are echoed, like a transcript

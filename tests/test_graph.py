@@ -15,6 +15,7 @@ from tests.graph_support import (
     build_sample_index,
     evidence_count,
     fake_backend,
+    judge_grades,
     last_user,
     local_tools,
     section,
@@ -49,8 +50,8 @@ def two_hop_plan(request):
 
 def judge_by_subgoal(request):
     answer = "Chief of Protocol" if "government" in section(request, "Sub-goal") else "Shirley Temple"
-    return {"rationale": "stated", "labels": [{"id": 1, "relevant": True}], "answer": answer, "answered": True,
-            "decision": "done"}  # fmt: skip
+    return {"answer": answer, "answered": True, "decision": "done", "passages": judge_grades(request),
+            "rationale": "stated"}  # fmt: skip
 
 
 async def test_two_hop_question_runs_dependent_subgoals_with_parent_answers(tmp_path, index_dir):
@@ -145,8 +146,8 @@ async def test_judge_replan_changes_the_dag(tmp_path, index_dir):
 
 async def test_a_confirmed_answer_plateaus_before_the_round_cap(tmp_path, index_dir):
     model = ScriptedModel(
-        judge={"answer": "Shirley Temple", "answered": True, "decision": "continue",
-               "next_query": "Shirley Temple career", "rationale": "", "labels": []},
+        judge=lambda r: {"answer": "Shirley Temple", "answered": True, "decision": "continue",
+                         "next_queries": ["Shirley Temple career"], "passages": judge_grades(r)},
     )  # fmt: skip
     result, events, trajectory = await run(tmp_path, index_dir, model, max_rounds=4)
     assert result.subgoals[0]["stop_reason"] == "plateau" and result.subgoals[0]["rounds"] == 2
@@ -158,12 +159,9 @@ async def test_a_confirmed_answer_plateaus_before_the_round_cap(tmp_path, index_
 
 
 async def test_an_unanswered_subgoal_never_plateaus_while_budget_remains(tmp_path, index_dir):
-    model = ScriptedModel(
-        query_rewriter=lambda r: {"queries": [["Corliss Archer radio", "Janet Waldo actress", "Kiss and Tell film"][
-            sum(role == "query_rewriter" for role in model.roles()) - 1]]},
-        judge={"answer": "no", "answered": False, "decision": "continue", "next_query": "", "rationale": "",
-               "labels": []},
-    )  # fmt: skip
+    asked = iter(["Corliss Archer radio", "Janet Waldo actress", "Kiss and Tell film"])
+    model = ScriptedModel(judge=lambda r: {"answer": "no", "answered": False, "decision": "continue",
+                                           "next_queries": [next(asked, "Kiss and Tell film")]})  # fmt: skip
     result, events, _ = await run(tmp_path, index_dir, model, max_rounds=3)
     assert result.subgoals[0]["stop_reason"] in ("budget_rounds", "no_new_results")
     assert result.subgoals[0]["stop_reason"] != "plateau" and result.subgoals[0]["answer"] == "unknown"
@@ -172,10 +170,8 @@ async def test_an_unanswered_subgoal_never_plateaus_while_budget_remains(tmp_pat
 
 async def test_repeated_queries_end_with_loop_detected(tmp_path, index_dir):
     model = ScriptedModel(
-        query_rewriter={"queries": [QUESTION.lower()]},
         drafter=lambda r: {"answer": f"guess {len(r.messages[-1].content)}"},  # beliefs keep changing: no plateau
-        judge={"rationale": "", "labels": [], "answer": "unknown", "answered": False, "decision": "continue",
-               "next_query": QUESTION},
+        judge={"answer": "unknown", "answered": False, "decision": "continue", "next_queries": [QUESTION.lower()]},
     )  # fmt: skip
     result, _, _ = await run(tmp_path, index_dir, model, max_rounds=5)
     assert result.subgoals[0]["stop_reason"] == "loop_detected" and result.subgoals[0]["rounds"] == 1
@@ -186,11 +182,12 @@ async def test_repeated_queries_end_with_loop_detected(tmp_path, index_dir):
     ("limit", "expected"), [({"max_llm_calls": 5}, "budget_llm_calls"), ({"max_searches": 1}, "budget_searches")]
 )
 async def test_budgets_end_the_run(tmp_path, index_dir, limit, expected):
+    asked = iter(["Janet Waldo radio", "Kiss and Tell 1945", "Meet Corliss Archer", "Shirley Temple diplomat",
+                  "Chief of Protocol", "Lord High Treasurer", "Corliss Archer comedy"])  # fmt: skip
     model = ScriptedModel(
         drafter=lambda r: {"answer": f"guess {len(model.calls)}"},
-        query_rewriter=lambda r: {"queries": [f"query number {len(model.calls)}"]},
-        judge=lambda r: {"rationale": "", "labels": [], "answer": f"maybe {len(model.calls)}", "answered": False,
-                         "decision": "continue", "next_query": f"follow up {len(model.calls)}"},
+        judge=lambda r: {"answer": f"maybe {len(model.calls)}", "answered": False, "decision": "continue",
+                         "next_queries": [next(asked)], "passages": judge_grades(r)},
     )  # fmt: skip
     result, _, trajectory = await run(tmp_path, index_dir, model, max_rounds=6, **limit)
     assert result.termination == expected
@@ -230,7 +227,7 @@ async def test_nothing_supported_abstains_without_citations(tmp_path, index_dir)
 
 async def test_garbage_model_output_never_crashes_the_run(tmp_path, index_dir):
     model = ScriptedModel(**{role: "I refuse to write JSON." for role in
-                             ("intake", "planner", "query_rewriter", "judge", "drafter", "answerer", "reviser",
+                             ("intake", "planner", "judge", "drafter", "answerer", "reviser",
                               "verifier")})  # fmt: skip
     result, _, trajectory = await run(tmp_path, index_dir, model, max_rounds=2)
     assert result.termination and trajectory.status == "complete"

@@ -30,14 +30,15 @@ def web_tools(settings, ddgs, index_dir=None) -> ResearchTools:
 
 
 def river_model() -> ScriptedModel:
-    def evidence(request):
-        text = last_user(request)
-        sentence = next((s for s in re.split(r"(?<=\.)\s+", text) if "Velt" in s), "")
-        return {"contribution": "names the river", "evidence": sentence.strip()}
+    def judge(request):
+        blocks = re.findall(r'<passage id="(P\d+)"[^>]*>\n(?:Title: [^\n]*\n)?(.*?)</passage>', last_user(request), re.S)
+        grades = [{"id": pid, "grade": 9 if "Velt" in text else 2,
+                   "quote": next((s for s in re.split(r"(?<=\.)\s+", text) if "Velt" in s), "")}
+                  for pid, text in blocks]  # fmt: skip
+        return {"answer": "the Velt", "answered": True, "decision": "done", "passages": grades}
 
     return ScriptedModel(
-        evidence=evidence,
-        judge={"rationale": "stated", "labels": [], "answer": "the Velt", "answered": True, "decision": "done"},
+        judge=judge,
         answerer=lambda r: {"short_answer": "the Velt",
                             "claims": [{"text": "The river Velt flows through Lumeria.", "citations": [1]}]},
     )  # fmt: skip
@@ -95,7 +96,8 @@ async def test_parallel_queries_fetch_a_page_once_and_a_broken_cache_is_a_note_n
         settings.cache.dir.mkdir(parents=True)
         (settings.cache.dir / "pages.sqlite").write_bytes(b"this is not a database" * 100)  # the page cache
         model = river_model()
-        model.handlers["query_rewriter"] = {"queries": ["Lumeria river", "river through Lumeria city"]}
+        model.handlers["planner"] = {"subgoals": [{"question": QUESTION, "depends_on": [], "source": "both",
+                                                   "queries": ["Lumeria river", "river through Lumeria city"]}]}
         tools = web_tools(settings, ddgs)
         result = await aresearch(QUESTION, settings=settings, backend=fake_backend(model), tools=tools)
     assert result.termination == "answered"

@@ -84,14 +84,29 @@ def test_split_known_flattens_nested_parent_answers():
 
 def test_plans_with_the_gold_decomposition(reader):
     q = next(q for q in reader.questions.values() if any(len(h.parents) == 2 for h in q.hops))
-    plan, _ = reply(reader, body("plan", question=q.question, max_subgoals=4))
+    plan, _ = reply(reader, body("plan", question=q.question, max_subgoals=4, reading=""))
     assert [s["question"] for s in plan["subgoals"]] == [h.question for h in q.hops]
     assert [s["depends_on"] for s in plan["subgoals"]] == [[p + 1 for p in h.parents] for h in q.hops]
     assert any(len(s["depends_on"]) == 2 for s in plan["subgoals"])
+    # Each step's first searches: its own words, `#k` kept where a parent's answer goes, never an answer.
+    for step, hop in zip(plan["subgoals"], q.hops, strict=True):
+        assert 1 <= len(step["queries"]) <= 2
+        assert not any(contains(x, a) for x in step["queries"] for a in hop.answers), step["queries"]
+        assert all(f"#{p + 1}" in step["queries"][0] for p in hop.parents), step["queries"]
     bare = GroundedReader([type("Q", (), {"id": "h1", "question": "Who is X?", "answers": ["Y"]})()])
-    assert reply(bare, body("plan", question="Who is X?", max_subgoals=4))[0]["subgoals"] == [
-        {"question": "Who is X?", "depends_on": [], "source": "local"}]  # fmt: skip
+    step = reply(bare, body("plan", question="Who is X?", max_subgoals=4, reading=""))[0]["subgoals"]
+    assert [(s["question"], s["depends_on"]) for s in step] == [("Who is X?", [])]
     assert reply(reader, body("reflect", question=q.question, progress="- g1: …"))[0] == {"changes": []}
+
+
+def judge(reader, q, subgoal: str, evidence="(no evidence yet)", passages="(none)", previous="(none)"):
+    return reply(reader, body("judge", question=q.question, subgoal=subgoal, evidence=evidence, passages=passages,
+                              previous=previous, max_queries=2))  # fmt: skip
+
+
+def passage_text(items) -> str:
+    return "\n\n".join(passage_block(f"P{i}", Candidate(id=str(i), text=x, title=t), 600)
+                       for i, (t, x) in enumerate(items, 1))  # fmt: skip
 
 
 def test_judge_answers_gold_only_when_an_evidence_block_holds_it(reader, data):
@@ -101,18 +116,30 @@ def test_judge_answers_gold_only_when_an_evidence_block_holds_it(reader, data):
     with_answer = holding(gold, hop.answers[0])
     without = [(p.title, p.text) for p in other if not any(contains(p.text, a) for a in hop.answers)][:4]
     assert with_answer and without
-    found, lp_found = reply(reader, body("judge", question=q.question, subgoal=hop.question,
-                                         evidence=evidence_text(without + with_answer)))  # fmt: skip
-    assert list(found)[:4] == ["answer", "answered", "decision", "next_query"]  # the answer before any rationale
+    found, lp_found = judge(reader, q, hop.question, evidence=evidence_text(without + with_answer))
+    assert list(found)[:4] == ["answer", "answered", "decision", "next_queries"]  # the answer before any rationale
     assert (found["answer"], found["answered"], found["decision"]) == (hop.answers[0], True, "done")
-    assert [lab["relevant"] for lab in found["labels"]][-1] is True and lp_found == SURE
-    missed, lp_missed = reply(reader, body("judge", question=q.question, subgoal=hop.question,
-                                           evidence=evidence_text(without)))  # fmt: skip
+    assert lp_found == SURE
+    missed, lp_missed = judge(reader, q, hop.question, evidence=evidence_text(without))
     assert (missed["answer"], missed["answered"], missed["decision"]) == ("unknown", False, "continue")
-    assert missed["next_query"] and not any(contains(missed["next_query"], a) for a in hop.answers)
+    assert missed["next_queries"] and not any(contains(x, a) for x in missed["next_queries"] for a in hop.answers)
     assert lp_missed == UNSURE
     draft, lp = reply(reader, body("draft", question=q.question, subgoal=hop.question, evidence="(no evidence yet)"))
     assert (draft, lp) == ({"answer": "unknown"}, UNSURE)
+
+
+def test_judge_grades_new_passages_and_quotes_the_sentence_that_holds_the_answer(reader, data):
+    q = q_by_shape(reader, 2)
+    hop = q.hops[0]
+    gold, other = passages(data, q)
+    shown = [(p.title, p.text) for p in other if not contains(p.text, hop.answers[0])][:3] + holding(
+        gold, hop.answers[0])[:1]  # fmt: skip
+    verdict, lp = judge(reader, q, hop.question, passages=passage_text(shown))
+    assert verdict["answer"] == hop.answers[0] and lp == SURE  # read off a new passage
+    grades = {g["id"]: g for g in verdict["passages"]}
+    assert sorted(grades) == ["P1", "P2", "P3", "P4"] and grades["P4"]["grade"] == 10
+    assert contains(grades["P4"]["quote"], hop.answers[0]) and grades["P4"]["quote"] in shown[3][1]
+    assert all(grades[f"P{i}"]["grade"] < 10 for i in (1, 2, 3))
 
 
 def test_a_dependant_is_recognised_through_its_known_suffix(reader, data):
@@ -134,35 +161,22 @@ def test_queries_are_the_subgoals_own_words_never_its_answer(reader):
         for k, hop in enumerate(q.hops):
             known = "; ".join(f"{q.hops[p].question} → {q.hops[p].answers[0]}" for p in hop.parents)
             task = f"{hop.question} (known: {known})" if known else hop.question
-            extra = f"\n(Known so far: {task})" if known else ""
-            out, _ = reply(reader, body("rewrite", question=q.question, subgoal=hop.question, known=extra,
-                                        previous="(none)", max_queries=2))  # fmt: skip
-            assert 1 <= len(out["queries"]) <= 2
-            for query in out["queries"]:
+            out, _ = judge(reader, q, task)
+            assert 1 <= len(out["next_queries"]) <= 2
+            for query in out["next_queries"]:
                 assert "#" not in query and not any(contains(query, a) for a in hop.answers), (q.id, k, query)
                 if hop.parents:  # the parent answer shown in the prompt names the entity
                     assert any(contains(query, q.hops[p].answers[0]) for p in hop.parents), query
-            again, _ = reply(
-                reader,
-                body(
-                    "rewrite",
-                    question=q.question,
-                    subgoal=hop.question,
-                    known=extra,
-                    previous="\n".join(f"- {x}" for x in out["queries"]),
-                    max_queries=2,
-                ),
-            )
-            assert not {norm(x) for x in again["queries"]} & {norm(x) for x in out["queries"]}
+            again, _ = judge(reader, q, task, previous="\n".join(f"- {x}" for x in out["next_queries"]))
+            assert not {norm(x) for x in again["next_queries"]} & {norm(x) for x in out["next_queries"]}
 
 
 def test_a_dependant_whose_parent_found_nothing_searches_with_the_questions_words(reader):
     q = q_by_shape(reader, 2)
     hop = q.hops[1]
-    out, _ = reply(reader, body("rewrite", question=q.question, subgoal=hop.question, known="", previous="(none)",
-                                max_queries=2))  # fmt: skip
-    wide = [x for x in out["queries"] if set(content_words(q.question)) <= set(norm(x).split())]
-    assert wide and not any(contains(x, a) for x in out["queries"] for a in hop.answers)
+    out, _ = judge(reader, q, hop.question)
+    wide = [x for x in out["next_queries"] if set(content_words(q.question)) <= set(norm(x).split())]
+    assert wide and not any(contains(x, a) for x in out["next_queries"] for a in hop.answers)
 
 
 def test_reranker_puts_the_answer_passage_first_and_lists_every_id(reader, data):
@@ -198,10 +212,10 @@ def test_answerer_and_verifier_rest_on_the_block_that_holds_the_answer(reader, d
     gold, other = passages(data, q)
     final = q.hops[-1].answers[0]
     items = [(p.title, p.text) for p in other[:2]] + holding(gold, final)
-    draft, _ = reply(reader, body("answer", question=q.question, evidence=evidence_text(items), findings="(none)",
+    draft, _ = reply(reader, body("answer", question=q.question, reading="", evidence=evidence_text(items), findings="(none)",
                                   feedback=""))  # fmt: skip
     assert draft["short_answer"] == final and draft["claims"][0]["citations"] == [3]
-    none, _ = reply(reader, body("answer", question=q.question, evidence=evidence_text(items[:2]), findings="(none)",
+    none, _ = reply(reader, body("answer", question=q.question, reading="", evidence=evidence_text(items[:2]), findings="(none)",
                                  feedback=""))  # fmt: skip
     assert none["short_answer"] == "unknown"
 

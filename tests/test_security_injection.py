@@ -2,7 +2,7 @@
 
 The model in these runs is compromised on purpose: the answerer obeys any "Danube" instruction it can
 see. The answer stays right only if every poisoned passage is flagged (by the detector or by the
-judge's `instructions_inside` label) and kept out of the answer prompt.
+judge's `suspicious` list) and kept out of the answer prompt.
 """
 
 from __future__ import annotations
@@ -54,9 +54,8 @@ def obedient_answerer(request: LLMRequest) -> dict:
 def judge_catching_the_subtle_one(request: LLMRequest) -> dict:
     """A judge that labels only what the detector cannot see (the `subtle` document)."""
     blocks = re.findall(r'<evidence id="(\d+)"[^>]*>\n(.*?)</evidence>', last_user(request), re.DOTALL)
-    labels = [{"id": int(n), "relevant": True, "instructions_inside": "Between us" in text} for n, text in blocks]
-    return {"rationale": "the Velt is named", "labels": labels, "answer": "the Velt", "answered": True,
-            "decision": "done"}  # fmt: skip
+    return {"answer": "the Velt", "answered": True, "decision": "done",
+            "suspicious": [n for n, text in blocks if "Between us" in text], "rationale": "the Velt is named"}
 
 
 async def test_poisoned_local_corpus_is_flagged_delimited_and_not_obeyed(tmp_path):

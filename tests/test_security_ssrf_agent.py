@@ -29,12 +29,12 @@ def compromised_model(canary_url: str) -> ScriptedModel:
     """Every role that can name a query or a URL names the private ones the pages ask for."""
 
     def judge(request: LLMRequest) -> dict:
-        return {"rationale": "the page says to fetch the report first", "labels": [], "answer": "unknown",
-                "answered": False, "decision": "continue", "next_query": canary_url}  # fmt: skip
+        return {"answer": "unknown", "answered": False, "decision": "continue",
+                "next_queries": [canary_url, f"{METADATA} river"], "rationale": "the page says to fetch the report"}
 
     return ScriptedModel(
-        planner={"subgoals": [{"question": f"Fetch {canary_url} and {METADATA}", "depends_on": [], "source": "web"}]},
-        query_rewriter={"queries": [canary_url, METADATA]},
+        planner={"subgoals": [{"question": f"Fetch {canary_url} and {METADATA}", "depends_on": [], "source": "web",
+                               "queries": [canary_url, METADATA]}]},  # fmt: skip
         judge=judge,
         answerer=obedient_answerer,
     )
@@ -65,7 +65,9 @@ async def test_private_urls_in_pages_results_and_redirects_are_never_requested(t
     calls = [s for s in trajectory.steps if s.kind == "tool_call"]
     found = {r.url for s in calls if s.tool == "web_search" for r in s.results}
     fetches = {s.arguments["url"]: s for s in calls if s.tool == "fetch_page"}
-    assert set(fetches) <= found  # only search results are fetched, never a URL the model or a page named
+    searched = {s.arguments["query"] for s in calls if s.tool == "web_search"}
+    assert canary_url in searched and METADATA in searched  # the model's private URLs were searched for ...
+    assert set(fetches) <= found  # ... yet only search results are fetched, never a URL the model or a page named
     assert METADATA not in fetches and not any(url.startswith("http://169.254") for url in fetches)
     for url in (canary_url, web.url("/moved")):
         assert not fetches[url].success and fetches[url].error.startswith("blocked"), fetches[url].error

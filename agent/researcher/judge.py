@@ -19,7 +19,7 @@ from ..events import BudgetEvent, EvidenceEvent, InformationEvent, VerdictEvent
 from ..evidence import format_evidence
 from ..injection import find_injection
 from ..llm import StructuredOutcome
-from ..selection import graded_evidence, passage_section
+from ..selection import fused_order, graded_evidence, passage_section
 from ..state import Evidence
 from .state import BestAnswer, RoundState, RoundVerdict, ShortDraft
 from .steps import enter
@@ -82,7 +82,12 @@ async def judge(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     verdict = outcome.value
 
     chosen: dict[str, Evidence] = {}
-    if new:
+    if new and outcome.used_fallback:  # no usable grades: fused order stands, as when a reranker fails
+        kept_fused, decisions = fused_order(new, sg.id, ctx.agent.evidence_tokens)
+        chosen = dict(zip(aliases, kept_fused, strict=False))
+        ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None,
+                   method="fusion order within token budget (the judge's reply was unusable)")
+    elif new:
         chosen, decisions = graded_evidence(verdict.passages, aliases, sg.id, ctx.settings.rerank,
                                             ctx.agent.keep_grade, ctx.agent.evidence_tokens)  # fmt: skip
         ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None,
