@@ -239,7 +239,7 @@ class AgentSettings(Section):
         5, ge=1, le=50, description="new passages a round puts before the model (best of fusion order; "
         "the rest stay unseen for a later round); with selection = rerank, [rerank] candidates applies",
     )  # fmt: skip
-    passage_chars: int = Field(600, ge=100, description="characters of each new passage the judge is shown")
+    passage_chars: int = Field(1200, ge=100, description="characters of each new passage the judge is shown")
     keep_grade: int = Field(5, ge=0, le=10, description="a passage the judge grades at least this (0-10) is kept")
     max_subgoals: int = Field(4, ge=1, le=12, description="sub-goals the planner may create at once")
     max_rounds: int = Field(3, ge=1, le=20, description="research rounds per sub-goal (hard cap)")

@@ -3,6 +3,7 @@ reasoning reranker (selection = rerank), or fused order within a token budget (s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from deepsearch.tools.rerank import rerank
@@ -76,20 +77,51 @@ async def select_evidence(
     ]  # fmt: skip
 
 
-def passage_section(candidates: list[Candidate], chars: int) -> tuple[str, dict[str, Candidate]]:
-    """The round's new candidates as <passage id="P1"> … blocks, in fusion order (the same candidates give
-    the same text: a stable prompt), and the aliases they are shown under."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_TERM = re.compile(r"\w{3,}")
+
+
+def focus(text: str, query: str, chars: int) -> str:
+    """`text` cut to at most `chars` as the run of whole sentences that shares most words with `query`
+    (a long passage's answer is rarely in its opening lines only); "…" marks what was left out."""
+    flat = " ".join(text.split())
+    if len(flat) <= chars:
+        return flat
+    sentences = _SENTENCE_END.split(flat)
+    terms = {w.lower() for w in _TERM.findall(query)}
+    hits = [len(terms & {w.lower() for w in _TERM.findall(x)}) for x in sentences]
+    best, span = (-1, 0), (0, 0)
+    for i in range(len(sentences)):
+        length, score = 0, 0
+        for j in range(i, len(sentences)):
+            length += len(sentences[j]) + 1
+            if length > chars:
+                break
+            score += hits[j]
+            if (score, -i) > best:
+                best, span = (score, -i), (i, j + 1)
+    if span == (0, 0):  # not even one whole sentence fits: the opening, cut at a word
+        return flat[:chars].rsplit(" ", 1)[0] + " …"
+    i, j = span
+    return ("… " if i else "") + " ".join(sentences[i:j]) + (" …" if j < len(sentences) else "")
+
+
+def passage_section(candidates: list[Candidate], chars: int, query: str = "") -> tuple[str, dict[str, Candidate]]:
+    """The round's new candidates as <passage id="P1"> … blocks in fusion order, each focused on the query
+    within `chars` (the same candidates give the same text: a stable prompt), and their aliases."""
     aliases = {f"P{i}": c for i, c in enumerate(candidates, 1)}
-    text = "\n\n".join(passage_block(a, c, chars) for a, c in aliases.items())
+    shown = {a: c.model_copy(update={"text": focus(c.text, query, chars)}) for a, c in aliases.items()}
+    text = "\n\n".join(passage_block(a, c, chars + 4) for a, c in shown.items())
     return text or "(none)", aliases
 
 
 def graded_evidence(
-    grades, aliases: dict[str, Candidate], subgoal_id: str, settings: RerankSettings, keep_grade: int, budget: int
+    grades, aliases: dict[str, Candidate], subgoal_id: str, settings: RerankSettings, keep_grade: int, budget: int,
 ) -> tuple[dict[str, Evidence], list[dict]]:
     """The passages the judge graded `keep_grade` or more, best first within the token budget (at most
-    `settings.max_keep`). Each stands as its quote when the quote is found in the source (the source's own
-    words, widened to sentences, as the reranker's evidence check does); otherwise as the passage itself:
+    `settings.max_keep`, at least `settings.min_keep` of those graded above 0, as the reranker's cut). Each
+    stands as its quote when the quote is found in the source (the source's own words, widened to sentences,
+    as the reranker's evidence check does); otherwise as the passage itself:
     evidence is always the source's words, never the model's."""
     graded: dict[str, tuple[int, str]] = {}
     for g in grades:
@@ -110,15 +142,16 @@ def graded_evidence(
             else:
                 how = f"the passage (quote not in the source, match {found.score:.0f})"
         cost = count_tokens(text)
-        keep = grade is not None and grade >= keep_grade and len(chosen) < settings.max_keep
-        keep = keep and (not chosen or used + cost <= budget)
+        # Like the reranker's knee cut: at least `min_keep` (the best graded), at most `max_keep`.
+        wanted = grade is not None and (grade >= keep_grade or (grade > 0 and len(chosen) < settings.min_keep))
+        keep = wanted and len(chosen) < settings.max_keep and (not chosen or used + cost <= budget)
         if keep:
             chosen[alias] = _evidence(c, subgoal_id, text, grade / 10)
             used += cost
         if grade is None:
             reason = "not graded"
         elif keep:
-            reason = f"graded {grade}, kept as {how}"
+            reason = f"graded {grade}, kept as {how}" + ("" if grade >= keep_grade else " (the best graded)")
         else:
             reason = f"graded {grade}, " + ("below the keep grade" if grade < keep_grade else "over the budget or cap")
         decisions.append({"id": c.id, "score": 0.0 if grade is None else grade / 10, "kept": keep,

@@ -165,7 +165,8 @@ def test_ask_through_a_pipe_prints_progress_on_stderr_and_keeps_json_stdout_clea
     lines = out.stderr.splitlines()
     assert lines and all(re.match(r"\[\d+\.\ds\] \S", line) for line in lines), lines
     for expected in ("plan: 1 sub-goal", "g1 round 1: search (", "g1 round 1: select → kept",
-                     "g1 round 1: judge → continue (belief", "g1 round 2: queries", "g1 round 2: judge → done (belief", "g1 done → Shirley Temple", "] answer", "verify: accept"):
+                     "g1 round 1: judge → continue (belief", "g1 round 2: queries", "g1 round 2: judge → done (belief",
+                     "g1 done → Shirley Temple", "] answer", "verify: accept"):
         assert any(expected in line for line in lines), (expected, lines)  # fmt: skip
     assert len(lines) < 40  # a line per step, not per token or per query
 

@@ -60,7 +60,8 @@ async def test_round_one_runs_the_planners_queries_and_round_two_the_judges(tmp_
                       "next_queries": ["Shirley Temple diplomat", "Kiss and Tell"]}])  # fmt: skip
     model = ScriptedModel(planner=plan, judge=lambda r: next(verdicts, None) or ScriptedModel.default_judge(r))
     result, _ = await run(tmp_path, index_dir, model, max_rounds=2)
-    assert result.subgoals[0]["queries"] == [QUESTION, "Corliss Archer film", "Kiss and Tell", "Shirley Temple diplomat"]
+    searched = [QUESTION, "Corliss Archer film", "Kiss and Tell", "Shirley Temple diplomat"]
+    assert result.subgoals[0]["queries"] == searched
     judges = [r for role, r in model.calls if role == "judge"]
     assert "- Kiss and Tell" in section(judges[1], "Searched")  # the judge sees what was searched already
     assert not {"query_rewriter", "reranker", "evidence", "intake"} & set(model.roles())
@@ -91,7 +92,8 @@ async def test_a_round_shows_at_most_round_passages_and_the_rest_stay_unseen(tmp
 def test_judge_grades_keep_the_quote_verified_in_the_source_and_never_the_models_words():
     candidates = [Candidate(id="a", title="Shirley Temple", text=TEMPLE, source="s1"),
                   Candidate(id="b", title="Janet Waldo", text="Janet Waldo was a radio actress.", source="s2"),
-                  Candidate(id="c", title="Kiss and Tell", text="Kiss and Tell is a 1945 film.", source="s3")]  # fmt: skip
+                  Candidate(id="c", title="Kiss and Tell", text="Kiss and Tell is a 1945 film.",
+                            source="s3")]  # fmt: skip
     text, aliases = passage_section(candidates, 600)
     assert text.count("<passage id=") == 3 and list(aliases) == ["P1", "P2", "P3"]
     grades = [PassageGrade(id="P1", grade=9, quote="She served as Chief of Protocol of the United States."),

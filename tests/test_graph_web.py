@@ -31,7 +31,8 @@ def web_tools(settings, ddgs, index_dir=None) -> ResearchTools:
 
 def river_model() -> ScriptedModel:
     def judge(request):
-        blocks = re.findall(r'<passage id="(P\d+)"[^>]*>\n(?:Title: [^\n]*\n)?(.*?)</passage>', last_user(request), re.S)
+        passage = r'<passage id="(P\d+)"[^>]*>\n(?:Title: [^\n]*\n)?(.*?)</passage>'
+        blocks = re.findall(passage, last_user(request), re.S)
         grades = [{"id": pid, "grade": 9 if "Velt" in text else 2,
                    "quote": next((s for s in re.split(r"(?<=\.)\s+", text) if "Velt" in s), "")}
                   for pid, text in blocks]  # fmt: skip

@@ -212,11 +212,11 @@ def test_answerer_and_verifier_rest_on_the_block_that_holds_the_answer(reader, d
     gold, other = passages(data, q)
     final = q.hops[-1].answers[0]
     items = [(p.title, p.text) for p in other[:2]] + holding(gold, final)
-    draft, _ = reply(reader, body("answer", question=q.question, reading="", evidence=evidence_text(items), findings="(none)",
-                                  feedback=""))  # fmt: skip
+    draft, _ = reply(reader, body("answer", question=q.question, reading="", evidence=evidence_text(items),
+                                  findings="(none)", feedback=""))  # fmt: skip
     assert draft["short_answer"] == final and draft["claims"][0]["citations"] == [3]
-    none, _ = reply(reader, body("answer", question=q.question, reading="", evidence=evidence_text(items[:2]), findings="(none)",
-                                 feedback=""))  # fmt: skip
+    none, _ = reply(reader, body("answer", question=q.question, reading="", evidence=evidence_text(items[:2]),
+                                 findings="(none)", feedback=""))  # fmt: skip
     assert none["short_answer"] == "unknown"
 
     def verdict(claim: str, cited: str) -> bool:

@@ -96,8 +96,8 @@ async def test_a_fetch_cap_of_zero_stops_no_subgoal(tmp_path, index_dir):
 # the reranker's two with selection = rerank.
 @pytest.mark.parametrize("role", ["intake", "planner", "reranker", "evidence", "judge", "answerer", "verifier"])
 async def test_an_llm_failure_in_any_step_still_ends_in_an_answer_or_abstention(tmp_path, index_dir, role):
-    paraphrase = {"short_answer": "Chief of Protocol",
-                  "claims": [{"text": "She later served the State Department as its protocol chief.", "citations": [1]}]}
+    claim = {"text": "She later served the State Department as its protocol chief.", "citations": [1]}
+    paraphrase = {"short_answer": "Chief of Protocol", "claims": [claim]}
     base = ScriptedModel(judge=grounded_judge, answerer=paraphrase)
     history = [{"question": "Who played Corliss Archer?", "answer": "Shirley Temple"}] if role == "intake" else None
     selection = "rerank" if role in ("reranker", "evidence") else "judge"

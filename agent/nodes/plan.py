@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-
-from langgraph.runtime import Runtime
 from typing import Annotated
 
+from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, StringConstraints
 
 from ..context import RunContext

@@ -91,7 +91,8 @@ async def reflect(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
         actions = {"add": "added", "change": "changed", "drop": "dropped"}
         for r in records:
             if ctx.recorder is not None:
-                ctx.recorder.dag_change(actions[r.op], r.subgoal.model_dump(exclude={"tentative_answer", "queries"}), r.reason)
+                subgoal = r.subgoal.model_dump(exclude={"tentative_answer", "queries"})
+                ctx.recorder.dag_change(actions[r.op], subgoal, r.reason)
             status = {"add": "planned", "change": "changed", "drop": "dropped"}[r.op]
             sg = r.subgoal
             ctx.emit(

@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
+from deepsearch.tools.rerank.evidence import missing_facts
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from deepsearch.tools.rerank.evidence import missing_facts
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 

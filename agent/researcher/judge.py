@@ -70,7 +70,7 @@ async def judge(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     kept = list(state.get("kept") or [])
     evidence, shown = format_evidence(evidence_choice.for_judge(kept, rnd, ctx.agent.evidence_tokens))
     new = state.get("candidates") or []  # selection = judge: the round's pool; otherwise select took them
-    passages, aliases = passage_section(new, ctx.agent.passage_chars)
+    passages, aliases = passage_section(new, ctx.agent.passage_chars, state["question"])
     previous = state.get("queries") or []
     # A sub-goal that is the question itself is not written out twice.
     subgoal = "(the question itself)" if state["question"] == state["original_question"] else state["question"]

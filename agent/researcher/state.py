@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field, StringConstraints
 from ..belief import Belief
 from ..state import Evidence, SubGoal, SubGoalResult, merge_dicts, merge_evidence
 
-
 Query = Annotated[str, StringConstraints(max_length=120)]
 
 

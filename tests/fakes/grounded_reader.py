@@ -282,13 +282,18 @@ class GroundedReader:
         return q, subgoal, q.held(hop, [*evidence_blocks(text), *passage_blocks(text)])
 
     def _graded(self, q: GroundedQuestion | None, subgoal: str, text: str) -> list[dict]:
-        """The new passages: 10 with the sentence holding the hop's answer quoted, else by shared words."""
+        """The new passages: 10 with the sentence holding the hop's answer quoted (for yes/no, each supporting
+        passage), else by shared words."""
         hop = self.hop(q, subgoal)[0] if q else None
         core, pairs = split_known(subgoal)
         words = set(content_words(core + " " + " ".join(a for _, a in pairs)))
         grades = []
+        yes_no = bool(q and hop) and {norm(a) for a in hop.answers} <= {"yes", "no"}
         for alias, title, body in passage_blocks(text):
             holding = [x for x in sentences(body) if q and hop and q.held(hop, [(0, title, x)])]
+            if yes_no and any(_is_passage((0, title, body), t, x) for t, x in q.supporting):
+                grades.append({"id": alias, "grade": 10, "quote": (sentences(body) or [body])[0]})  # a fact compared
+                continue
             if q and hop and q.held(hop, [(0, title, body)]):
                 grades.append({"id": alias, "grade": 10, "quote": holding[0] if holding else body})
                 continue
