@@ -236,8 +236,9 @@ class AgentSettings(Section):
         "fusion = fused order within the token budget, then the judge",
     )
     round_passages: int = Field(
-        5, ge=1, le=50, description="new passages a round puts before the model (best of fusion order; "
-        "the rest stay unseen for a later round); with selection = rerank, [rerank] candidates applies",
+        5, ge=1, le=50, description="new passages a round puts before the judge, per kind of source that "
+        "answered (local, web), best of fusion order; the rest stay unseen for a later round. With "
+        "selection = rerank, [rerank] candidates applies",
     )  # fmt: skip
     passage_chars: int = Field(1200, ge=100, description="characters of each new passage the judge is shown")
     keep_grade: int = Field(5, ge=0, le=10, description="a passage the judge grades at least this (0-10) is kept")

@@ -59,6 +59,7 @@ class RoundState(TypedDict, total=False):
     queries: list[str]  # every query searched so far
     fresh: list[str]  # this round's queries
     seen: list[str]  # candidate ids already put in front of this sub-goal
+    shown_words: list[str]  # the word sets of those candidates' texts (a repeat under another id is skipped)
     candidates: list[Candidate]  # this round's new candidates
     kept: list[Evidence]
     verdict: RoundVerdict | None
