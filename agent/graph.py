@@ -3,7 +3,7 @@
 intake ─▶ [clarify] ─▶ plan ─▶ dispatch ═▶ research(sub-goal) ═▶ reflect ─▶ dispatch … ─▶ answer ─▶ verify ─▶ END
                                                                                            ▲ revise once │
                                                                                            └─────────────┘
-research(sub-goal) is the subgraph of agent/researcher/graph.py (queries → search → select → judge → route).
+research(sub-goal) is the subgraph of agent/researcher/graph.py (queries → search → [select] → judge → route).
 """
 
 from __future__ import annotations
