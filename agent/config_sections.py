@@ -57,7 +57,15 @@ class LLMSettings(Section):
     concurrency: int = Field(8, ge=1, description="requests in flight at once, shared by all callers")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(512, ge=1, description="default completion cap per call")
-    top_logprobs: int = Field(5, ge=0, le=20)
+    top_logprobs: int = Field(5, ge=0, le=20, description="top alternatives per token (rerank's yes/no reads them)")
+    belief_top_logprobs: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="top alternatives per token of a research node's reply whose logprobs measure belief (the "
+        "judge's): belief reads only the chosen tokens, the alternatives give the recorded top-k entropy, and each "
+        "is ~70 bytes of reply JSON per generated token to send and parse (at 5, a judge reply was ~345 KB)",
+    )
     seed: int | None = 0
 
     @field_validator("base_url", mode="before")

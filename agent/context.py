@@ -121,6 +121,7 @@ class RunContext:
                 role=role,
                 fallback=fallback,
                 logprobs=logprobs and self.client.backend.supports_logprobs,
+                top_logprobs=self.settings.llm.belief_top_logprobs,
                 max_tokens=max_tokens,
                 temperature=temperature,
                 seed=seed,

@@ -5,7 +5,9 @@ Used by `deepsearch batch` and by `deepsearch eval` (which builds its questions 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ...traces.redact import Redactor
@@ -66,7 +68,8 @@ class BatchJob:
         todo, writer = self._open(questions)
         try:
             if todo:
-                await self._answer(todo, writer)
+                with batch_gc():
+                    await self._answer(todo, writer)
         finally:
             writer.close()
         wanted = {q.id for q in questions}
@@ -90,3 +93,24 @@ class BatchJob:
             if answerer is not None:
                 answerer.close()
             await backend.aclose()
+
+
+# A batch's runs allocate many short-lived objects (graph states, trajectories, parsed replies); at the default
+# generation-0 threshold the collector runs every few hundred allocations and its older generations re-walk every
+# long-lived object (modules, the index, settings, memoised redactions) again and again: at concurrency 32 about a
+# fifth of the client's CPU. During a batch: what exists before it is frozen (never walked), and generation 0 waits
+# for BATCH_GC_GEN0 allocations. Both are restored afterwards.
+BATCH_GC_GEN0 = 20_000
+
+
+@contextlib.contextmanager
+def batch_gc() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(BATCH_GC_GEN0, thresholds[0]), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+

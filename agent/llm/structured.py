@@ -77,6 +77,7 @@ async def generate_structured(
     max_tokens: int | None = None,
     temperature: float | None = None,
     logprobs: bool = False,
+    top_logprobs: int = 5,
     schema_in_prompt: bool | None = None,
     seed: int | None = None,
 ) -> StructuredOutcome[T]:
@@ -96,7 +97,7 @@ async def generate_structured(
         max_tokens=max_tokens,
         temperature=temperature,
         logprobs=logprobs,
-        top_logprobs=5 if logprobs else 0,
+        top_logprobs=top_logprobs if logprobs else 0,
         seed=seed,
     )
     failures: list[ParseFailure] = []
