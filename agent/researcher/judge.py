@@ -82,11 +82,13 @@ async def judge(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     verdict = outcome.value
 
     chosen: dict[str, Evidence] = {}
-    if new and outcome.used_fallback:  # no usable grades: fused order stands, as when a reranker fails
+    graded = {g.id.strip().upper() for g in verdict.passages} & set(aliases)
+    if new and not graded:  # no usable grades: fused order stands, as when a reranker's replies are unusable
         kept_fused, decisions = fused_order(new, sg.id, ctx.agent.evidence_tokens)
         chosen = dict(zip(aliases, kept_fused, strict=False))
+        why = "unusable" if outcome.used_fallback else "graded none of the passages"
         ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None,
-                   method="fusion order within token budget (the judge's reply was unusable)")
+                   method=f"fusion order within token budget (the judge's reply {why})")
     elif new:
         chosen, decisions = graded_evidence(verdict.passages, aliases, sg.id, ctx.settings.rerank,
                                             ctx.agent.keep_grade, ctx.agent.evidence_tokens)  # fmt: skip
