@@ -10,6 +10,7 @@ the belief is 0 ("unknown"): there is no separate prior call whose prompt would 
 
 from __future__ import annotations
 
+from deepsearch.tools.rerank.models import Candidate
 from langgraph.runtime import Runtime
 
 from .. import evidence_choice
@@ -63,6 +64,25 @@ def _flag(verdict: RoundVerdict, shown: list[Evidence], chosen: dict[str, Eviden
     return flagged | {e.id for e in [*shown, *chosen.values()] if e.injection_flagged or find_injection(e.text)}
 
 
+def _round_evidence(ctx: RunContext, state: RoundState, verdict: RoundVerdict, unusable: bool,
+                    aliases: dict[str, Candidate]) -> dict[str, Evidence]:  # fmt: skip
+    """The new passages the round keeps, by alias: the judge's grades and quotes, or fused order when it
+    graded none (an unusable reply, or a weak model's empty list), as when a reranker's replies are unusable."""
+    sg, new = state["subgoal"], list(aliases.values())
+    if {g.id.strip().upper() for g in verdict.passages} & set(aliases):
+        chosen, decisions = graded_evidence(verdict.passages, aliases, sg.id, ctx.settings.rerank,
+                                            ctx.agent.keep_grade, ctx.agent.evidence_tokens)  # fmt: skip
+        method = f"judge grades (kept at {ctx.agent.keep_grade}+ of 10, quotes checked in the source)"
+    else:
+        fused, decisions = fused_order(new, sg.id, ctx.agent.evidence_tokens)
+        chosen = dict(zip(aliases, fused, strict=False))
+        why = "unusable" if unusable else "graded none of the passages"
+        method = f"fusion order within token budget (the judge's reply {why})"
+    ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None, method=method)
+    ctx.emit(EvidenceEvent(subgoal_id=sg.id, kept=[e.id for e in chosen.values()], dropped=len(new) - len(chosen)))
+    return chosen
+
+
 async def judge(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     ctx = runtime.context
     rnd = enter(ctx, state, "judge")
@@ -81,21 +101,7 @@ async def judge(state: RoundState, runtime: Runtime[RunContext]) -> dict:
                                    max_tokens=600, **variables)  # fmt: skip
     verdict = outcome.value
 
-    chosen: dict[str, Evidence] = {}
-    graded = {g.id.strip().upper() for g in verdict.passages} & set(aliases)
-    if new and not graded:  # no usable grades: fused order stands, as when a reranker's replies are unusable
-        kept_fused, decisions = fused_order(new, sg.id, ctx.agent.evidence_tokens)
-        chosen = dict(zip(aliases, kept_fused, strict=False))
-        why = "unusable" if outcome.used_fallback else "graded none of the passages"
-        ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None,
-                   method=f"fusion order within token budget (the judge's reply {why})")
-    elif new:
-        chosen, decisions = graded_evidence(verdict.passages, aliases, sg.id, ctx.settings.rerank,
-                                            ctx.agent.keep_grade, ctx.agent.evidence_tokens)  # fmt: skip
-        ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None,
-                   method=f"judge grades (kept at {ctx.agent.keep_grade}+ of 10, quotes checked in the source)")
-        ctx.emit(EvidenceEvent(subgoal_id=sg.id, kept=[e.id for e in chosen.values()],
-                                   dropped=len(new) - len(chosen)))  # fmt: skip
+    chosen = _round_evidence(ctx, state, verdict, outcome.used_fallback, aliases) if new else {}
     flagged = _flag(verdict, shown, chosen)
     known = {e.id for e in kept}
     kept += [e.model_copy(update={"round": rnd}) for e in chosen.values() if e.id not in known]
