@@ -111,6 +111,7 @@ def passage_section(candidates: list[Candidate], chars: int, query: str = "") ->
     within `chars` (the same candidates give the same text: a stable prompt), and their aliases."""
     aliases = {f"P{i}": c for i, c in enumerate(candidates, 1)}
     shown = {a: c.model_copy(update={"text": focus(c.text, query, chars)}) for a, c in aliases.items()}
+    # focus() may add "… " and " …" around its cut: room for them, so passage_block does not cut again.
     text = "\n\n".join(passage_block(a, c, chars + 4) for a, c in shown.items())
     return text or "(none)", aliases
 

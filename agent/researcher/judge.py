@@ -18,7 +18,6 @@ from ..belief import Belief, belief_from_logprobs, belief_from_samples, informat
 from ..context import RunContext
 from ..events import BudgetEvent, EvidenceEvent, InformationEvent, VerdictEvent
 from ..evidence import format_evidence
-from ..injection import find_injection
 from ..llm import StructuredOutcome
 from ..selection import fused_order, graded_evidence, passage_section
 from ..state import Evidence
@@ -53,7 +52,8 @@ async def _belief(ctx: RunContext, outcome: StructuredOutcome, verdict: RoundVer
 
 
 def _flag(verdict: RoundVerdict, shown: list[Evidence], chosen: dict[str, Evidence]) -> set[str]:
-    """Evidence ids carrying instructions: what the judge named suspicious, and whatever the detector finds."""
+    """Evidence ids carrying instructions: what the judge named suspicious, and what the detector flagged
+    when the evidence was made (selection._evidence runs it on every passage)."""
     flagged = set()
     for raw in verdict.suspicious:
         key = raw.strip().upper()
@@ -61,7 +61,7 @@ def _flag(verdict: RoundVerdict, shown: list[Evidence], chosen: dict[str, Eviden
             flagged.add(shown[int(key) - 1].id)
         elif key in chosen:
             flagged.add(chosen[key].id)
-    return flagged | {e.id for e in [*shown, *chosen.values()] if e.injection_flagged or find_injection(e.text)}
+    return flagged | {e.id for e in [*shown, *chosen.values()] if e.injection_flagged}
 
 
 def _round_evidence(ctx: RunContext, state: RoundState, verdict: RoundVerdict, unusable: bool,
