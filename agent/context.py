@@ -89,6 +89,10 @@ class RunContext:
         if self.recorder is not None:
             self.recorder.step(kind, subgoal=CURRENT_SUBGOAL.get(), round=CURRENT_ROUND.get(), **fields)
 
+    def content(self, text: str, url: str | None = None) -> str | None:
+        """Store a text once in the trajectory's content table; its hash (None when nothing records)."""
+        return self.recorder.content(text, url) if self.recorder is not None else None
+
     def record_budget(self) -> None:
         snap = self.budget.snapshot()
         used = {k: v for k, v in snap.items() if not k.startswith("max_")}

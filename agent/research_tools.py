@@ -19,6 +19,7 @@ from deepsearch.tools.fusion import reciprocal_rank_fusion
 from deepsearch.tools.rerank.local_candidates import candidates_from_hits
 from deepsearch.tools.rerank.models import Candidate
 
+from .context import CURRENT_ROUND, CURRENT_SUBGOAL
 from .events import QueryEvent
 
 if TYPE_CHECKING:
@@ -30,6 +31,26 @@ if TYPE_CHECKING:
     from .budget import Budget
 
 _WORD = re.compile(r"\w+")
+TOOL_SPECS: dict[str, dict[str, Any]] = {
+    "local_search": {
+        "name": "local_search",
+        "description": "Search the user's local document index; returns the best passages with their text.",
+        "parameters": {"type": "object", "properties": {
+            "query": {"type": "string", "description": "what to look for"},
+            "index": {"type": "string", "description": "the index to search"},
+            "k": {"type": "integer", "description": "how many hits"}}, "required": ["query"]},
+    },
+    "web_search": {
+        "name": "web_search",
+        "description": "Search the web; returns titles, URLs and snippets of the results.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    },
+    "fetch_page": {
+        "name": "fetch_page",
+        "description": "Fetch a web page; returns its passages that match what is being searched for.",
+        "parameters": {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]},
+    },
+}  # fmt: skip
 PAGE_PASSAGE = ChunkingOptions(max_tokens=160, overlap_tokens=0)
 RRF_K = 60
 
@@ -62,13 +83,23 @@ class ResearchTools:
     def bind(self, budget: Budget, record_tool: Callable[..., Any] | None, emit: Callable[[Any], None]) -> None:
         self.budget, self._record, self._emit = budget, record_tool, emit
 
+    def local_roots(self) -> dict[str, list[str]]:
+        """Index name -> the folders its files lie under (recorded in the trajectory's header)."""
+        return {name: searcher.source_roots() for name, searcher in self.local.items()}
+
+    def tool_specs(self) -> list[dict[str, Any]]:
+        """The tools a run can use, as a trainer's chat template declares them (exports present the run as calls
+        of these: the graph itself chooses its searches through structured outputs)."""
+        return [TOOL_SPECS[name] for name in (["local_search"] if self.local else [])
+                + (["web_search", "fetch_page"] if self.web is not None else [])]  # fmt: skip
+
     @property
     def sources(self) -> list[str]:
         return [*(["local"] if self.local else []), *(["web"] if self.web_unavailable is None else [])]
 
     def _tool_call(self, tool: str, arguments: dict[str, Any], **fields: Any) -> None:
-        if self._record is not None:
-            self._record(tool, arguments, **fields)
+        if self._record is not None:  # tagged with the sub-goal and round that searched (exports group by them)
+            self._record(tool, arguments, subgoal=CURRENT_SUBGOAL.get(), round=CURRENT_ROUND.get(), **fields)
 
     # ---- search --------------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ async def aresearch(
     completed step of a research round) instead of starting over; its trajectory is a new one whose
     meta names the thread it resumed (the dead run's own log stays as it was). Budgets count afresh.
     """
+    from deepsearch.traces.schema import ToolSpec
     from deepsearch.traces.session import start_run_recording
 
     question = " ".join(question.split())
@@ -103,7 +104,7 @@ async def aresearch(
             meta = {**(meta or {}), "resumed_thread": thread_id}
         with start_run_recording(
             settings, question, mode="research", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta,
-            trace_id=trace_id,
+            trace_id=trace_id, tools=[ToolSpec(**spec) for spec in tools.tool_specs()], local_roots=tools.local_roots(),
         ) as recorder:
             client = LLMClient(backend)
             budget = Budget(budget_limits(settings), client.usage)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from deepsearch.tools.rerank import rerank
 from deepsearch.tools.rerank.evidence import check
 from deepsearch.tools.rerank.models import Candidate
-from deepsearch.tools.rerank.prompting import passage_block
+from deepsearch.tools.rerank.prompting import clip, passage_block
 
 from .config import RerankSettings
 from .context import RunContext
@@ -40,13 +40,26 @@ def fused_order(candidates: list[Candidate], subgoal_id: str, max_tokens: int) -
         cost = count_tokens(c.text)
         keep = not kept or used + cost <= max_tokens
         if keep:
-            kept.append(_evidence(c, subgoal_id, c.text, c.prior_score))
+            kept.append(_evidence(c, subgoal_id, unmarked(c.text), c.prior_score))
             used += cost
         decisions.append(
-            {"id": c.id, "score": c.prior_score, "kept": keep,
+            {"id": c.id, "score": c.prior_score, "kept": keep, "evidence_id": kept[-1].id if keep else None,
              "reason": "within the evidence token budget" if keep else "over the evidence token budget"}
         )  # fmt: skip
     return kept, decisions
+
+
+def record_round(ctx: RunContext, query: str, decisions: list[dict], shown: dict[str, Candidate], method: str,
+                 **extra) -> None:  # fmt: skip
+    """The round's `rerank` step: every decision with the passage as the model was shown it (stored once in the
+    trace's content table, so a training export holds the words the model read) and the evidence it became."""
+    order = {cid: i for i, cid in enumerate(shown)}
+    decisions = sorted(decisions, key=lambda d: order.get(d["id"], len(order)))  # in the order the model saw them
+    for d in decisions:
+        c = shown.get(d["id"])
+        if c is not None:
+            d.update(text_hash=ctx.content(c.text, c.source or None), title=c.title or None, source=c.source or c.id)
+    ctx.record("rerank", query=query, candidates=decisions, method=method, **extra)
 
 
 async def select_evidence(
@@ -62,19 +75,26 @@ async def select_evidence(
     if ctx.agent.selection == "fusion" or spent:
         kept, decisions = fused_order(candidates, subgoal_id, ctx.agent.evidence_tokens)
         method = "fusion order within token budget" + (f" ({spent}: no reranking)" if spent else "")
-        ctx.record("rerank", query=query, candidates=decisions, cutoff=None, method=method)
+        record_round(ctx, query, decisions, {c.id: c for c in candidates}, method, cutoff=None)
         return kept
     settings = ctx.settings.rerank.model_copy(update={"evidence_token_budget": ctx.agent.evidence_tokens})
     outcome = await rerank(
         ctx.client, query, candidates, settings, neighbour_lookup=ctx.tools.neighbour, on_step=on_step
     )
-    ctx.record("rerank", **outcome.to_step_payload())
     by_id = {c.id: c for c in candidates}
-    return [
+    kept = [
         _evidence(by_id.get(p.candidate_id) or Candidate(id=p.candidate_id, text=p.evidence, source=p.source),
                   subgoal_id, p.evidence, p.score, p.contribution)
         for p in outcome.evidence
     ]  # fmt: skip
+    payload = outcome.to_step_payload()
+    became = {p.candidate_id: ev.id for p, ev in zip(outcome.evidence, kept, strict=True)}
+    for d in payload["candidates"]:
+        d["evidence_id"] = became.get(d["id"])
+    # The reranker was shown each passage clipped to rerank.passage_chars (prompting.passage_block).
+    shown = {c.id: c.model_copy(update={"text": clip(c.text, settings.passage_chars)}) for c in candidates}
+    record_round(ctx, payload.pop("query"), payload.pop("candidates"), shown, payload.pop("method"), **payload)
+    return kept
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -108,12 +128,17 @@ def focus(text: str, query: str, chars: int) -> str:
 
 def passage_section(candidates: list[Candidate], chars: int, query: str = "") -> tuple[str, dict[str, Candidate]]:
     """The round's new candidates as <passage id="P1"> … blocks in fusion order, each focused on the query
-    within `chars` (the same candidates give the same text: a stable prompt), and their aliases."""
-    aliases = {f"P{i}": c for i, c in enumerate(candidates, 1)}
-    shown = {a: c.model_copy(update={"text": focus(c.text, query, chars)}) for a, c in aliases.items()}
+    within `chars` (the same candidates give the same text: a stable prompt), and their aliases: the
+    candidates as shown, so the evidence chosen from them is always words the model read."""
+    shown = {f"P{i}": c.model_copy(update={"text": focus(c.text, query, chars)}) for i, c in enumerate(candidates, 1)}
     # focus() may add "… " and " …" around its cut: room for them, so passage_block does not cut again.
     text = "\n\n".join(passage_block(a, c, chars + 4) for a, c in shown.items())
-    return text or "(none)", aliases
+    return text or "(none)", shown
+
+
+def unmarked(text: str) -> str:
+    """A shown passage without the "…" focus() puts where it cut: the source's own words."""
+    return " ".join(text.split()).removeprefix("… ").removesuffix(" …")
 
 
 def graded_evidence(
@@ -135,7 +160,7 @@ def graded_evidence(
     for alias in order:
         c = aliases[alias]
         grade, quote = graded.get(alias, (None, ""))
-        text, how = " ".join(c.text.split()), "the passage (no quote)"
+        text, how = unmarked(c.text), "the passage (no quote)"
         if quote.strip():
             found = check(quote, text, settings)
             if found.verification != "dropped":
@@ -156,5 +181,5 @@ def graded_evidence(
         else:
             reason = f"graded {grade}, " + ("below the keep grade" if grade < keep_grade else "over the budget or cap")
         decisions.append({"id": c.id, "score": 0.0 if grade is None else grade / 10, "kept": keep,
-                          "reason": reason})  # fmt: skip
+                          "evidence_id": chosen[alias].id if keep else None, "reason": reason})  # fmt: skip
     return chosen, decisions

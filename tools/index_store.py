@@ -80,6 +80,8 @@ class Manifest(BaseModel):
     search_id: str = ""
     generation: int = 0  # search/ rewrites in this build, for people reading the manifest
     bm25s_version: str | None = None  # bm25s wrote search/bm25 in its own format
+    # The folders indexed (a file's own folder when a file was given): what exports make local paths relative to.
+    roots: list[str] = []
 
 
 class SearchMeta(BaseModel):

@@ -176,6 +176,8 @@ def _update(
         rewrite = changed or was_stale or not manifest.search_id or not (index_dir / store.SEARCH_DIR).is_dir()
         report.counts = store.count(conn)
         manifest.counts, manifest.updated_at = report.counts, store.now_iso()
+        given = {str(p.resolve() if p.is_dir() else p.resolve().parent) for p in paths}
+        manifest.roots = sorted(set(manifest.roots) | given)
         if rewrite:
             manifest.build_id = manifest.build_id or store.new_id()
             manifest.search_id, manifest.generation = store.new_id(), manifest.generation + 1

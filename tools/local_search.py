@@ -10,6 +10,7 @@ one loaded generation as a whole, so a row id is only ever looked up in the stor
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -65,6 +66,9 @@ def resolve_index_dir(settings: IndexSettings, name_or_dir: str | None) -> Path:
     if "/" in value or value.startswith(".") or Path(value, store.MANIFEST).is_file():
         return Path(value).expanduser().resolve()
     return settings.dir / value
+
+
+MAX_FALLBACK_ROOTS = 50
 
 
 class _Moving(Exception):
@@ -175,6 +179,18 @@ class LocalSearcher:
 
     def close(self) -> None:
         self._gen.conn.close()
+
+    def source_roots(self) -> list[str]:
+        """The folders this index's files lie under: what a training export makes local paths relative to, so
+        shared data does not carry the machine's file layout. An index written before it recorded its roots
+        gives its files' common folder, or (when that is `/`) their folders."""
+        if self.manifest.roots:
+            return list(self.manifest.roots)
+        gen = self._current()
+        with gen.lock:
+            folders = sorted({os.path.dirname(row[0]) for row in gen.conn.execute("SELECT path FROM sources")})
+        common = os.path.commonpath(folders) if folders else "/"
+        return [common] if common != "/" else folders[:MAX_FALLBACK_ROOTS]
 
     def default_mode(self) -> SearchMode:
         mode = self.settings.mode

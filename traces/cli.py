@@ -146,6 +146,18 @@ def export_cmd(
     role: Annotated[list[str] | None, typer.Option(help="roles format: only this role (repeatable).")] = None,
     max_tool_chars: Annotated[int, typer.Option(help="Cut page texts in tool results to N characters.")] = 4000,
     parquet: Annotated[bool, typer.Option("--parquet", help="Also write .parquet files (needs pyarrow).")] = False,
+    absolute_paths: Annotated[
+        bool,
+        typer.Option("--absolute-paths", help="Keep local paths as on this machine (default: local://INDEX/relative)."),
+    ] = False,
+    keep_ungrounded: Annotated[
+        bool,
+        typer.Option(
+            "--keep-ungrounded",
+            help="Keep records whose citations do not all resolve to a passage in an earlier tool turn (flagged in "
+            "meta.grounding); by default they are left out and counted.",
+        ),
+    ] = False,
     trace_ids: Annotated[list[str] | None, typer.Argument(help="Only these runs (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     traces_dir: TracesDirOpt = None,
@@ -163,6 +175,8 @@ def export_cmd(
             roles=role or [],
             val_fraction=val_fraction,
             parquet=parquet,
+            absolute_paths=absolute_paths,
+            keep_ungrounded=keep_ungrounded,
             filter=RunFilter(
                 terminations=termination or [],
                 correct_only=correct_only,
@@ -184,6 +198,10 @@ def export_cmd(
     console = Console()
     for f in summary.filters:
         console.print(f"{f.name:>18}: {f.kept:>6} runs  [dim]{f.note}[/dim]")
+    for reason, n in summary.dropped.items():
+        console.print(f"{'left out':>18}: {n:>6} records  [dim]{reason}[/dim]")
+    for example in summary.ungrounded_examples:
+        console.print(f"  [yellow]ungrounded[/yellow] {example}")
     for path, n in summary.files.items():
         console.print(f"wrote {n} samples to {path}")
     if not summary.files:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,8 @@ from pydantic import BaseModel, Field
 from .filters import FilterCount, RunFilter, is_validation, quantile, select_runs
 from .index import TraceIndex
 from .messages import ReasoningMode, to_messages, to_sharegpt
-from .pairs import preference_pairs, role_pairs
+from .pairs import SiblingCollector, preference_pairs, role_pairs
+from .paths import PathScrubber
 from .reader import find_log, load_trajectory
 from .recorder import RUNS_DIR
 from .redact import Redactor, secrets_from_env
@@ -35,6 +37,8 @@ class ExportOptions(BaseModel):
     roles: list[str] = Field(default_factory=list, description="roles format: only these roles")
     val_fraction: float = Field(0.0, ge=0, lt=1)
     parquet: bool = False
+    absolute_paths: bool = Field(False, description="keep local paths as they were on the machine (private use)")
+    keep_ungrounded: bool = Field(False, description="keep (flagged) records whose citations do not resolve")
     filter: RunFilter = Field(default_factory=RunFilter)
 
 
@@ -44,19 +48,34 @@ class ExportSummary(BaseModel):
     runs_exported: int
     files: dict[str, int] = Field(description="path -> samples written")
     token_percentiles: dict[str, int] = Field(description="o200k tokens per sample: p50, p90, p99, max")
+    ungrounded: int = Field(0, description="messages/sharegpt records whose citations do not all resolve to a passage")
+    ungrounded_examples: list[str] = Field(default_factory=list, description="trace id: first reason (up to 5)")
+    dropped: dict[str, int] = Field(default_factory=dict, description="records left out, by reason")
+    seconds: float = 0.0
+
+
+def conversation(traj: Trajectory, opts: ExportOptions) -> dict[str, Any]:
+    """The run as one chat record: messages, tools (a JSON string: one Arrow type for every record; TRL's SFT
+    trainer parses it), and meta with whether every citation resolves to a passage in an earlier tool turn."""
+    sample = to_messages(traj, reasoning=opts.reasoning, max_tool_chars=opts.max_tool_chars)
+    grounding = sample.pop("grounding")
+    sample["tools"] = json.dumps(sample["tools"], ensure_ascii=False)
+    sample["meta"] = {
+        "question": traj.question,
+        "termination": traj.final.termination if traj.final else None,
+        "correct": traj.correct,
+        "tool_calls": len(traj.tool_calls()),
+        "tokens": traj.tokens,
+        "grounded": not grounding,
+        "grounding": grounding,
+    }
+    return sample
 
 
 def _samples(traj: Trajectory, opts: ExportOptions) -> Iterator[tuple[str, dict[str, Any]]]:
     """(group, sample) pairs; the group picks the file (a role name for the roles format)."""
     if opts.format in ("messages", "sharegpt"):
-        sample = to_messages(traj, reasoning=opts.reasoning, max_tool_chars=opts.max_tool_chars)
-        sample["meta"] = {
-            "question": traj.question,
-            "termination": traj.final.termination if traj.final else None,
-            "correct": traj.correct,
-            "tool_calls": len(traj.tool_calls()),
-            "tokens": traj.tokens,
-        }
+        sample = conversation(traj, opts)
         yield "", (to_sharegpt(sample) | {"meta": sample["meta"]}) if opts.format == "sharegpt" else sample
     elif opts.format == "roles":
         for pair in role_pairs(traj, reasoning=opts.reasoning, roles=set(opts.roles) or None):
@@ -110,6 +129,54 @@ def _write_parquet(path: Path) -> Path:
     return target
 
 
+class _Writer:
+    """The export's files: samples go to `<name>.part` files renamed into place on success (removed on
+    failure, so a failed export leaves no half-written dataset); records whose citations do not resolve are
+    left out (or kept, flagged) and counted."""
+
+    def __init__(self, out: Path, opts: ExportOptions):
+        self.out, self.opts = out, opts
+        self.handles: dict[Path, Any] = {}
+        self.written: dict[Path, int] = {}
+        self.lengths: list[int] = []
+        self.ungrounded: list[str] = []
+        self.dropped: dict[str, int] = {}
+
+    def write(self, sample: dict[str, Any], group: str, trace_id: str, question: str) -> None:
+        problems = sample.get("meta", {}).get("grounding") or []
+        if problems:
+            self.ungrounded.append(f"{trace_id}: {problems[0]}")
+            if not self.opts.keep_ungrounded:
+                self.dropped["ungrounded"] = self.dropped.get("ungrounded", 0) + 1
+                return
+        fraction = self.opts.val_fraction
+        split = ("val" if is_validation(question, fraction) else "train") if fraction else ""
+        path = _target(self.out, self.opts.format, group, split)
+        if path not in self.handles:
+            self.handles[path] = open(f"{path}.part", "w", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+            self.written[path] = 0
+        self.handles[path].write(json.dumps(sample, ensure_ascii=False) + "\n")
+        self.written[path] += 1
+        self.lengths.append(count_tokens(_sample_text(sample)))
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        for path, handle in self.handles.items():
+            handle.close()
+            if exc_type is None:
+                os.replace(f"{path}.part", path)
+            else:
+                Path(f"{path}.part").unlink(missing_ok=True)
+
+    def files(self) -> dict[str, int]:
+        files = {str(p): n for p, n in self.written.items()}
+        if self.opts.parquet:
+            files |= {str(_write_parquet(p)): n for p, n in self.written.items()}
+        return files
+
+
 def export(
     traces_dir: Path,
     out: Path,
@@ -137,38 +204,31 @@ def export(
     selected.sort(key=lambda r: r.id)  # oldest first: stable, reproducible files
 
     (out if opts.format == "roles" else out.parent).mkdir(parents=True, exist_ok=True)
-    handles: dict[Path, Any] = {}
-    written: dict[Path, int] = {}
-    lengths: list[int] = []
-    try:
+    writer = _Writer(out, opts)
+    # dpo: sibling runs (same question, one right and one wrong) pair up once every run has been read.
+    siblings = SiblingCollector(lambda t: conversation(t, opts)) if opts.format == "dpo" else None
+    started = time.perf_counter()
+    with writer:
         for run in selected:
             traj = _redacted(load_trajectory(Path(traces_dir).expanduser() / RUNS_DIR / run.file), redactor)
-            split = ("val" if is_validation(traj.question, opts.val_fraction) else "train") if opts.val_fraction else ""
+            scrub = None if opts.absolute_paths else PathScrubber.for_run(traj)
+            if siblings is not None:
+                siblings.add(traj, scrub=scrub)
             for group, sample in _samples(traj, opts):
-                path = _target(out, opts.format, group, split)
-                if path not in handles:
-                    handles[path] = open(f"{path}.part", "w", encoding="utf-8")  # noqa: SIM115 - closed below
-                    written[path] = 0
-                handles[path].write(json.dumps(sample, ensure_ascii=False) + "\n")
-                written[path] += 1
-                lengths.append(count_tokens(_sample_text(sample)))
-    except BaseException:
-        for path, handle in handles.items():
-            handle.close()
-            Path(f"{path}.part").unlink(missing_ok=True)
-        raise
-    for path, handle in handles.items():
-        handle.close()
-        os.replace(f"{path}.part", path)
-    files = {str(p): n for p, n in written.items()}
-    if opts.parquet:
-        files |= {str(_write_parquet(p)): n for p, n in written.items()}
+                writer.write(scrub.clean(sample) if scrub else sample, group, traj.id, traj.question)
+        for pair in siblings.pairs() if siblings is not None else ():
+            writer.write(pair, "", pair["meta"]["chosen_trace"], pair["meta"]["question"])
+    files = writer.files()
     return ExportSummary(
         format=opts.format,
         filters=counts,
         runs_exported=len(selected),
         files=files,
-        token_percentiles=_percentiles(lengths),
+        ungrounded=len(writer.ungrounded),
+        ungrounded_examples=writer.ungrounded[:5],
+        dropped=writer.dropped,
+        token_percentiles=_percentiles(writer.lengths),
+        seconds=round(time.perf_counter() - started, 3),
     )
 
 

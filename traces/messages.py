@@ -11,10 +11,12 @@ the LLM calls that led to a turn is dropped, kept in `reasoning_content`, or inl
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from deepsearch.prompts import load_prompt
 
+from .reading import Passage, Round, rounds
 from .schema import LLMCallStep, ToolCallStep, ToolSpec, Trajectory
 
 ReasoningMode = Literal["drop", "field", "think"]
@@ -38,7 +40,8 @@ def _with_reasoning(message: dict[str, Any], reasoning: list[str], mode: Reasoni
 
 
 def tool_result_text(step: ToolCallStep, traj: Trajectory, max_chars: int) -> str:
-    """What the model sees from a tool: the results as JSON, page texts cut to `max_chars`."""
+    """A tool's results as JSON, page texts cut to `max_chars`: for logs recorded before the passages the model
+    was shown were kept (their tool turns cannot hold what the model read; the export flags them)."""
     if not step.success:
         return json.dumps({"error": step.error or "failed"}, ensure_ascii=False)
     results = []
@@ -75,54 +78,134 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
-def final_text(traj: Trajectory) -> str:
+def _read_result(step: ToolCallStep, passages: list[tuple[int, Passage]], max_chars: int) -> str:
+    """What a tool returned as the model read it: the passages it brought, numbered across the conversation,
+    with their text as the agent's prompt showed it; a web search also lists its results."""
+    if not step.success:
+        return json.dumps({"error": step.error or "failed"}, ensure_ascii=False)
+    body: dict[str, Any] = {}
+    if step.tool == "web_search":
+        body["results"] = [{"title": r.title, "url": r.url, "snippet": r.snippet} for r in step.results]
+    elif step.tool == "fetch_page":
+        page = step.results[0] if step.results else None
+        body |= {"url": page.url if page else step.arguments.get("url"), "title": page.title if page else None}
+    body["passages"] = [
+        {"n": n, "title": p.title, "source": p.source, "text": p.text[:max_chars] if max_chars else p.text}
+        for n, p in passages
+    ]
+    return json.dumps(body, ensure_ascii=False)
+
+
+def _call_turn(calls: list[ToolCallStep]) -> dict[str, Any]:
+    return {"role": "assistant", "content": "", "tool_calls": [
+        {"id": f"call_{s.index}", "type": "function",
+         "function": {"name": s.tool, "arguments": json.dumps(s.arguments, ensure_ascii=False)}}
+        for s in calls
+    ]}  # fmt: skip
+
+
+def _result_turn(step: ToolCallStep, content: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": f"call_{step.index}", "name": step.tool, "content": content}
+
+
+def _thoughts_before(traj: Trajectory, used: set[int], until: int, since: int) -> list[str]:
+    return [s.reasoning for s in traj.llm_calls() if since <= s.index < until and s.index in used and s.reasoning]
+
+
+_CITE = re.compile(r"\[(\d+)\]")
+
+
+def _final(traj: Trajectory, numbers: dict[str, int] | None) -> tuple[str, list[str]]:
+    """The answer with its citations as the conversation's passage numbers, its sources list, and what does
+    not resolve (a citation whose passage no earlier tool turn holds). `numbers`: evidence id -> n (None:
+    a log without shown passages, whose citations stay as the answerer wrote them and cannot be checked)."""
     assert traj.final is not None
-    sources = "\n".join(f"[{c.n}] {c.source}" for c in traj.final.citations)
-    return f"{traj.final.answer}\n\nSources:\n{sources}" if sources else traj.final.answer
+    final, problems = traj.final, []
+    mapped: dict[int, int] = {}
+    for c in final.citations:
+        if numbers is None:
+            mapped[c.n] = c.n
+        elif c.evidence_id in numbers:
+            mapped[c.n] = numbers[c.evidence_id]
+        else:
+            problems.append(f"citation [{c.n}] ({c.source}): its passage is in no tool result")
+    if numbers is None and final.citations:
+        problems.append("recorded without the passages the model was shown: citations cannot be checked")
+    answer = _CITE.sub(lambda m: f"[{mapped[int(m[1])]}]" if int(m[1]) in mapped else m[0], final.answer)
+    problems += [f"[{n}] in the answer names no citation" for n in map(int, _CITE.findall(final.answer))
+                 if n not in mapped]  # fmt: skip
+    sources = "\n".join(f"[{mapped[c.n]}] {c.source}" for c in final.citations if c.n in mapped)
+    return (f"{answer}\n\nSources:\n{sources}" if sources else answer), problems
+
+
+def _quote_shown(quote: str, passage: str) -> bool:
+    """The citation's quote is words of the passage as shown (the quote may be cut short with "…")."""
+    q = " ".join(quote.split()).removesuffix("…").strip()
+    return not q or q in " ".join(passage.split())
 
 
 def to_messages(traj: Trajectory, *, reasoning: ReasoningMode = "drop", max_tool_chars: int = 4000) -> dict[str, Any]:
-    """One finished trajectory as {"id", "messages", "tools"}; the last message is the final answer."""
+    """One finished trajectory as {"id", "messages", "tools", "grounding"}; the last message is the final answer.
+
+    Each research round is an assistant turn calling its searches (parallel `tool_calls`), their results, then
+    a turn calling the page fetches they led to, and theirs. Every passage the model was shown appears once,
+    numbered n in conversation order, in the result of the call that brought it, with its text as the prompt
+    showed it; the answer's citations are renumbered to those n. `grounding` lists what does not resolve:
+    a citation whose passage no tool turn holds, or whose quote is not in that passage's text.
+    """
     if traj.final is None:
         raise ValueError(f"trajectory {traj.id} has no final answer")
     prompt = load_prompt(SYSTEM_PROMPT.get(traj.mode, DEFAULT_PROMPT))
     messages: list[dict[str, Any]] = prompt.render(question=traj.resolved_question or traj.question)
     used = {s.index for s in used_llm_calls(traj)}
-    thoughts: list[str] = []
-    steps = traj.steps
-    i = 0
-    while i < len(steps):
-        step = steps[i]
-        if isinstance(step, LLMCallStep) and step.index in used and step.reasoning:
-            thoughts.append(step.reasoning)
-        if not isinstance(step, ToolCallStep):
-            i += 1
-            continue
-        group: list[ToolCallStep] = []
-        while i < len(steps) and isinstance(steps[i], ToolCallStep) and steps[i].tool == step.tool:
-            group.append(steps[i])  # type: ignore[arg-type]
-            i += 1
-        calls = [
-            {
-                "id": f"call_{s.index}",
-                "type": "function",
-                "function": {"name": s.tool, "arguments": json.dumps(s.arguments, ensure_ascii=False)},
-            }
-            for s in group
-        ]
-        messages.append(_with_reasoning({"role": "assistant", "content": "", "tool_calls": calls}, thoughts, reasoning))
-        thoughts = []
-        messages += [
-            {
-                "role": "tool",
-                "tool_call_id": f"call_{s.index}",
-                "name": s.tool,
-                "content": tool_result_text(s, traj, max_tool_chars),
-            }
-            for s in group
-        ]
-    messages.append(_with_reasoning({"role": "assistant", "content": final_text(traj)}, thoughts, reasoning))
-    return {"id": traj.id, "messages": messages, "tools": tool_specs(traj)}
+    read = rounds(traj)
+    numbers: dict[str, int] | None = None if read is None else {}
+    shown_text: dict[int, str] = {}
+    since = 0
+    for turn_calls, attached in _turns(traj, read):
+        thoughts = _thoughts_before(traj, used, turn_calls[0].index, since)
+        since = turn_calls[-1].index
+        messages.append(_with_reasoning(_call_turn(turn_calls), thoughts, reasoning))
+        for step in turn_calls:
+            if attached is None:
+                messages.append(_result_turn(step, tool_result_text(step, traj, max_tool_chars)))
+                continue
+            numbered = []
+            for p in attached.get(step.index, []):
+                n = len(shown_text) + 1
+                shown_text[n] = p.text
+                if p.evidence_id and numbers is not None:
+                    numbers.setdefault(p.evidence_id, n)
+                numbered.append((n, p))
+            messages.append(_result_turn(step, _read_result(step, numbered, max_tool_chars)))
+    text, problems = _final(traj, numbers)
+    if numbers is not None:
+        for c in traj.final.citations:
+            n = numbers.get(c.evidence_id)
+            if n is not None and not _quote_shown(c.quote, shown_text[n]):
+                problems.append(f"citation [{n}]: its quote is not in the passage's text")
+    thoughts = _thoughts_before(traj, used, len(traj.steps), since)
+    messages.append(_with_reasoning({"role": "assistant", "content": text}, thoughts, reasoning))
+    return {"id": traj.id, "messages": messages, "tools": tool_specs(traj), "grounding": problems}
+
+
+def _turns(traj: Trajectory, read: list[Round] | None):
+    """(tool calls of one assistant turn, passages by call index or None for an old log), in run order."""
+    if read is None:  # an old log: consecutive calls of the same tool make one turn, results as recorded
+        steps = traj.tool_calls()
+        i = 0
+        while i < len(steps):
+            j = i
+            while j < len(steps) and steps[j].tool == steps[i].tool:
+                j += 1
+            yield steps[i:j], None
+            i = j
+        return
+    for rnd in read:
+        attached = rnd.attach()
+        for calls in (rnd.searches, rnd.fetches):
+            if calls:
+                yield calls, attached
 
 
 _SHAREGPT_FROM = {"user": "human", "assistant": "gpt"}

@@ -22,12 +22,15 @@ import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .filters import question_key
 from .labels import label_keys, step_labels
 from .messages import ReasoningMode, to_messages, used_llm_calls
 from .schema import LLMCallStep, Trajectory
+
+if TYPE_CHECKING:
+    from .paths import PathScrubber
 
 # The keys of a chat message in our exports (TRL / OpenAI form); preference records carry all of them.
 MESSAGE_KEYS = ("role", "content", "reasoning_content", "tool_calls", "tool_call_id", "name")
@@ -161,11 +164,17 @@ class SiblingCollector:
         self._conversation = conversation or functools.partial(to_messages, **kwargs)
         self._groups: dict[tuple[str, str | None], list[_Sibling]] = {}
 
-    def add(self, traj: Trajectory) -> None:
+    def add(self, traj: Trajectory, scrub: PathScrubber | None = None) -> None:
+        """Keep `traj` for pairing; `scrub` takes machine paths out of its conversation. A run whose citations
+        do not resolve to a passage it was shown (conversation meta `grounded` false) is no chosen answer."""
         correct = traj.correct
         if correct is None or traj.final is None:  # no gold and no judge: nothing says which run is better
             return
         sample = self._conversation(traj)
+        if scrub is not None:
+            sample = scrub.clean(sample)
+        if correct and sample.get("meta", {}).get("grounded") is False:
+            return
         kept = {"messages": sample["messages"], "tools": sample.get("tools")}
         blob = zlib.compress(json.dumps(kept, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         key = (question_key(traj.question), snapshot_of(traj))

@@ -100,6 +100,10 @@ class RerankCandidate(Model):
     rationale: str = ""
     kept: bool
     reason: str = Field("", description="why it was kept or dropped: above cutoff, neighbour, duplicate, …")
+    text_hash: str | None = Field(None, description="key into Trajectory.contents: the passage as the model saw it")
+    title: str | None = None
+    source: str | None = Field(None, description="URL or local path of the passage's document")
+    evidence_id: str | None = Field(None, description="the evidence this passage became, when kept")
 
 
 class RerankStep(StepBase):
@@ -204,6 +208,9 @@ class Header(Model):
     models: list[ModelUse] = Field(default_factory=list)
     prompts: dict[str, str] = Field(default_factory=dict, description="prompt name -> hash of its template file")
     tools: list[ToolSpec] = Field(default_factory=list)
+    local_roots: dict[str, list[str]] = Field(
+        default_factory=dict, description="local index name -> the folders its files lie under (exports: relative)"
+    )
     gold: list[str] | None = None
     meta: dict[str, Any] = Field(default_factory=dict, description="caller's extras, e.g. batch item id")
 

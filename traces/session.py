@@ -47,6 +47,7 @@ def start_run_recording(
     tools: list[ToolSpec] | None = None,
     meta: dict[str, Any] | None = None,
     trace_id: str | None = None,
+    local_roots: dict[str, list[str]] | None = None,
 ) -> TraceRecorder:
     header = Header(
         question=question,
@@ -55,6 +56,7 @@ def start_run_recording(
         models=[ModelUse(backend=backend.name, model=backend.model)],
         prompts=prompt_versions(),
         tools=tools or [],
+        local_roots=local_roots or {},
         gold=gold,
         meta=meta or {},
     )

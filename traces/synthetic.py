@@ -1,8 +1,9 @@
 """Synthetic research runs recorded through the public recorder API: for tests, benchmarks and demos.
 
 Each run has what a real research run records: a planner call (with a parse repair on some runs), a
-DAG, per sub-goal a query rewrite, a search, page fetches, a rerank, a judge verdict, information gain
-and budget; then an answer (sometimes a draft rejected by the verifier and revised) and scores.
+DAG, per sub-goal a search, page fetches, the judge's call, the passages it was shown and kept (a rerank
+step with their texts), its verdict, information gain and budget; then an answer (sometimes a draft
+rejected by the verifier and revised) and scores.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ class _Plan(BaseModel):
     subgoals: list[str]
 
 
-class _Queries(BaseModel):
-    queries: list[str]
+class _Verdict(BaseModel):
+    answer: str
+    answered: bool
+    decision: str
+    passages: list[dict]
 
 
 def _call(rec: TraceRecorder, role: str, prompt: str, output: str, *, reasoning: str | None = None, **kw) -> tuple:
@@ -87,47 +91,52 @@ def record_synthetic_run(directory: Path, seed: int, *, redactor: Redactor | Non
         rec.dag_change("added", {"id": sg, "question": f"part {i} of {topic}", "source": "web"}, reason="initial plan")
 
     searches = fetches = 0
+    cited: dict | None = None
     for r, sg in enumerate(subgoals):
-        queries = f'{{"queries": ["{topic} founder {r}"]}}'
-        _, resp, _ = _call(rec, "query_rewriter", f"Rewrite: part {r} of {topic}", queries, subgoal=sg, round=1)
-        rec.structured(
-            StructuredOutcome[_Queries](value=_Queries.model_validate_json(queries), status="ok", responses=[resp])
-        )
+        query = f"{topic} founder {r}"
+        verdict = f'{{"answer": "founder{seed % 13}", "answered": true, "decision": "done", "passages": []}}'
         hits = [
-            {
-                "id": f"e{r}.{k}",
-                "url": f"https://example.org/{topic}/{k}",
-                "title": f"{topic} {k}",
-                "score": 1 / (k + 1),
-            }
+            {"url": f"https://example.org/{topic}/{k}", "title": f"{topic} {k}", "snippet": f"{topic} page {k}",
+             "score": 1 / (k + 1)}
             for k in range(rng.randint(2, 5))
-        ]
-        rec.tool_call("web_search", {"query": f"{topic} founder {r}"}, results=hits, latency_s=0.2, subgoal=sg, round=1)
+        ]  # fmt: skip
+        rec.tool_call("web_search", {"query": query}, results=hits, latency_s=0.2, subgoal=sg, round=1)
         searches += 1
-        for hit in hits[:2]:
-            page = f"{hit['title']}. {topic} was founded by founder{seed % 13} in {1900 + seed % 100}. " * 20
+        shown = []
+        for k, hit in enumerate(hits[:2]):
+            fact = f"{topic} was founded by founder{seed % 13} in {1900 + seed % 100}."
+            page = f"{hit['title']}. {fact} " * 20
             rec.tool_call("fetch_page", {"url": hit["url"]}, results=[{**hit, "text": page}], subgoal=sg, round=1)
             fetches += 1
-        candidates = [
-            {
-                "id": h["id"],
-                "score": h["score"],
-                "rationale": "names the founder",
-                "kept": k < 2,
-                "reason": "above cutoff" if k < 2 else "below cutoff",
-            }
-            for k, h in enumerate(hits)
-        ]
-        rec.step("rerank", query=f"{topic} founder {r}", candidates=candidates, cutoff=0.5, method="elbow", subgoal=sg)
+            passage = " ".join(page.split()[:60])  # the page's passage as the judge's prompt showed it
+            shown.append({"id": f"web:{topic}{k}#0", "title": hit["title"], "source": hit["url"], "text": passage,
+                          "fact": fact})  # fmt: skip
+        _, resp, _ = _call(rec, "judge", f"Judge: part {r} of {topic}\n" + shown[0]["text"], verdict,
+                           subgoal=sg, round=1)  # fmt: skip
+        rec.structured(StructuredOutcome[_Verdict](value=_Verdict.model_validate_json(verdict), status="ok",
+                                                   responses=[resp]))  # fmt: skip
+        candidates = []
+        for k, p in enumerate(shown):
+            kept = k == 0
+            candidates.append({"id": p["id"], "score": 0.9 - k / 10, "rationale": "names the founder", "kept": kept,
+                               "reason": "graded 9, kept as its quote" if kept else "graded 3, below the keep grade",
+                               "text_hash": rec.content(p["text"], p["source"]), "title": p["title"],
+                               "source": p["source"], "evidence_id": f"ev-{sg}" if kept else None})  # fmt: skip
+            if kept and cited is None:
+                cited = {"n": 1, "evidence_id": f"ev-{sg}", "source": p["source"], "quote": p["fact"]}
+        rec.step("rerank", query=query, candidates=candidates, cutoff=None, method="judge grades", subgoal=sg,
+                 round=1)  # fmt: skip
         rec.step(
             "judge",
             target=sg,
-            labels={"correct": True, "useful": True},
+            labels={},
             rationale="the pages agree",
             decision="done",
             subgoal=sg,
+            round=1,
         )
-        rec.step("information", belief=-0.2 * (r + 1), measure="logprob", gain=rng.uniform(0.0, 0.5), subgoal=sg)
+        rec.step("information", belief=-0.2 * (r + 1), measure="logprob", gain=rng.uniform(0.0, 0.5), subgoal=sg,
+                 round=1)  # fmt: skip
         rec.step("budget", used={"llm_calls": 2 + r, "searches": searches}, limits={"llm_calls": 40, "searches": 20})
         done = {"id": sg, "question": f"part {r} of {topic}", "status": "done"}
         rec.dag_change("changed", done, reason="judged done")
@@ -149,7 +158,7 @@ def record_synthetic_run(directory: Path, seed: int, *, redactor: Redactor | Non
     rec.finish(
         answer,
         termination="answered",
-        citations=[{"n": 1, "evidence_id": "e0.0", "source": f"https://example.org/{topic}/0", "quote": "founded by"}],
+        citations=[cited],
         usage=RunUsage(llm_calls=4, prompt_tokens=120, completion_tokens=40, searches=searches, fetches=fetches),
         gold=gold,
     )

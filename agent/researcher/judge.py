@@ -19,7 +19,7 @@ from ..context import RunContext
 from ..events import BudgetEvent, EvidenceEvent, InformationEvent, VerdictEvent
 from ..evidence import format_evidence
 from ..llm import StructuredOutcome
-from ..selection import fused_order, graded_evidence, passage_section
+from ..selection import fused_order, graded_evidence, passage_section, record_round
 from ..state import Evidence
 from .state import BestAnswer, RoundState, RoundVerdict, ShortDraft
 from .steps import enter
@@ -78,7 +78,7 @@ def _round_evidence(ctx: RunContext, state: RoundState, verdict: RoundVerdict, u
         chosen = dict(zip(aliases, fused, strict=False))
         why = "unusable" if unusable else "graded none of the passages"
         method = f"fusion order within token budget (the judge's reply {why})"
-    ctx.record("rerank", query=state["question"], candidates=decisions, cutoff=None, method=method)
+    record_round(ctx, state["question"], decisions, {c.id: c for c in new}, method, cutoff=None)
     ctx.emit(EvidenceEvent(subgoal_id=sg.id, kept=[e.id for e in chosen.values()], dropped=len(new) - len(chosen)))
     return chosen
 

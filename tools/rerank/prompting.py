@@ -11,7 +11,7 @@ from deepsearch.prompts import load_prompt
 from .models import Candidate, Judgement, RerankUsage
 
 
-def _clip(text: str, chars: int) -> str:
+def clip(text: str, chars: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= chars else text[:chars].rsplit(" ", 1)[0] + " …"
 
@@ -31,8 +31,8 @@ def passage_block(alias: str | None, candidate: Candidate, chars: int, lexical: 
     attrs = f' id="{alias}"' if alias else ""
     if lexical is not None:
         attrs += f' lexical="{lexical:.2f}"'
-    title = f"Title: {neutralise(_clip(candidate.title, 200))}\n" if candidate.title else ""
-    return f"<passage{attrs}>\n{title}{neutralise(_clip(candidate.text, chars))}\n</passage>"
+    title = f"Title: {neutralise(clip(candidate.title, 200))}\n" if candidate.title else ""
+    return f"<passage{attrs}>\n{title}{neutralise(clip(candidate.text, chars))}\n</passage>"
 
 
 def normalised_priors(candidates: Sequence[Candidate]) -> dict[str, float]:
