@@ -302,9 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web", action="store_true", help="web on, against the pooled passages served locally")
     parser.add_argument("--repeats", type=int, default=1, help="run the agent N times; report the medians")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--traces", type=Path, help="keep the runs' trajectories here (e.g. to export them)")
     args = parser.parse_args(argv)
+    overrides = {"traces.dir": str(args.traces.resolve())} if args.traces else None
     try:
-        f = run(args.data, args.ids, args.limit, args.concurrency, web=args.web, repeats=args.repeats)
+        f = run(args.data, args.ids, args.limit, args.concurrency, web=args.web, repeats=args.repeats,
+                overrides=overrides)
     except UsageError as e:
         print(f"python -m bench.pipeline_ceiling: error: {e}", file=sys.stderr)
         return 2

@@ -158,6 +158,19 @@ def export_cmd(
             "meta.grounding); by default they are left out and counted.",
         ),
     ] = False,
+    check_template: Annotated[
+        Path | None,
+        typer.Option(
+            "--check-template",
+            help="Render every record with this chat template (a GGUF file, tokenizer_config.json, a .jinja file or "
+            "a model folder) the way transformers does; records it cannot render whole (a message, tool call or "
+            "tool result missing, assistant turns not locatable for a loss mask) are left out; exit 1 if any. "
+            "Needs deepsearch[train].",
+        ),
+    ] = None,
+    template_name: Annotated[
+        str | None, typer.Option(help="--check-template: which named template (default: tool_use, else default).")
+    ] = None,
     trace_ids: Annotated[list[str] | None, typer.Argument(help="Only these runs (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     traces_dir: TracesDirOpt = None,
@@ -165,7 +178,13 @@ def export_cmd(
 ) -> None:
     """Export runs as training data, with filters, a train/validation split and a summary.
 
-    Example: deepsearch traces export --format messages --correct-only --reasoning think -o sft.jsonl
+    Tool turns hold the passages the model read (numbered n, the text its prompt showed); every [n] in an answer
+    resolves to one, or the record is left out (--keep-ungrounded keeps it, flagged). Local sources are written
+    as local://INDEX/relative-path (--absolute-paths keeps this machine's paths).
+
+    Examples:
+      deepsearch traces export --format messages --correct-only --reasoning think -o sft.jsonl
+      deepsearch traces export --format messages -o sft.jsonl --check-template path/to/tokenizer_config.json
     """
     try:
         opts = ExportOptions(
@@ -177,6 +196,8 @@ def export_cmd(
             parquet=parquet,
             absolute_paths=absolute_paths,
             keep_ungrounded=keep_ungrounded,
+            check_template=check_template,
+            template_name=template_name,
             filter=RunFilter(
                 terminations=termination or [],
                 correct_only=correct_only,
@@ -192,8 +213,11 @@ def export_cmd(
     settings = settings_from_cli(config, {"traces.dir": traces_dir}).settings
     # The configured secrets and patterns apply again on export (a log may predate them).
     summary = export(settings.traces.dir, output, opts, trace_ids, redactor=Redactor.from_settings(settings))
+    failed = summary.template is not None and summary.template.rendered_whole < summary.template.records
     if as_json:
         print(summary.model_dump_json(indent=2))
+        if failed:
+            raise typer.Exit(1)
         return
     console = Console()
     for f in summary.filters:
@@ -207,6 +231,13 @@ def export_cmd(
     if not summary.files:
         console.print("[yellow]no samples written: the filters left nothing[/yellow]")
     console.print(f"tokens per sample: {summary.token_percentiles}")
+    if summary.template is not None:
+        console.print(summary.template.summary(), markup=False, highlight=False)
+    if failed:
+        t = summary.template
+        Console(stderr=True).print(f"error: {t.records - t.rendered_whole} of {t.records} records do not render whole "
+                                   f"with {t.source}; they were left out", markup=False, highlight=False)  # fmt: skip
+        raise typer.Exit(1)
 
 
 def register(root: typer.Typer) -> None:

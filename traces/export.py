@@ -17,6 +17,7 @@ from deepsearch.agent.errors import UsageError
 from deepsearch.agent.tokens import count_tokens
 from pydantic import BaseModel, Field
 
+from .chat_template import TemplateChecker, TemplateReport, load_chat_template
 from .filters import FilterCount, RunFilter, is_validation, quantile, select_runs
 from .index import TraceIndex
 from .messages import ReasoningMode, to_messages, to_sharegpt
@@ -39,6 +40,9 @@ class ExportOptions(BaseModel):
     parquet: bool = False
     absolute_paths: bool = Field(False, description="keep local paths as they were on the machine (private use)")
     keep_ungrounded: bool = Field(False, description="keep (flagged) records whose citations do not resolve")
+    check_template: Path | None = Field(None, description="GGUF / tokenizer_config.json / .jinja whose chat template "
+                                        "must render every record whole; records it cannot are left out")
+    template_name: str | None = Field(None, description="which of several named templates (default: tool_use)")
     filter: RunFilter = Field(default_factory=RunFilter)
 
 
@@ -51,6 +55,7 @@ class ExportSummary(BaseModel):
     ungrounded: int = Field(0, description="messages/sharegpt records whose citations do not all resolve to a passage")
     ungrounded_examples: list[str] = Field(default_factory=list, description="trace id: first reason (up to 5)")
     dropped: dict[str, int] = Field(default_factory=dict, description="records left out, by reason")
+    template: TemplateReport | None = Field(None, description="the --check-template report")
     seconds: float = 0.0
 
 
@@ -134,8 +139,8 @@ class _Writer:
     failure, so a failed export leaves no half-written dataset); records whose citations do not resolve are
     left out (or kept, flagged) and counted."""
 
-    def __init__(self, out: Path, opts: ExportOptions):
-        self.out, self.opts = out, opts
+    def __init__(self, out: Path, opts: ExportOptions, checker: TemplateChecker | None = None):
+        self.out, self.opts, self.checker = out, opts, checker
         self.handles: dict[Path, Any] = {}
         self.written: dict[Path, int] = {}
         self.lengths: list[int] = []
@@ -149,6 +154,10 @@ class _Writer:
             if not self.opts.keep_ungrounded:
                 self.dropped["ungrounded"] = self.dropped.get("ungrounded", 0) + 1
                 return
+        if self.checker is not None and not (check := self.checker.add(sample)).ok:
+            reason = f"the chat template drops part of it: {check.reason}"
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1
+            return
         fraction = self.opts.val_fraction
         split = ("val" if is_validation(question, fraction) else "train") if fraction else ""
         path = _target(self.out, self.opts.format, group, split)
@@ -204,7 +213,10 @@ def export(
     selected.sort(key=lambda r: r.id)  # oldest first: stable, reproducible files
 
     (out if opts.format == "roles" else out.parent).mkdir(parents=True, exist_ok=True)
-    writer = _Writer(out, opts)
+    checker = None
+    if opts.check_template is not None:
+        checker = TemplateChecker(load_chat_template(opts.check_template, opts.template_name))
+    writer = _Writer(out, opts, checker)
     # dpo: sibling runs (same question, one right and one wrong) pair up once every run has been read.
     siblings = SiblingCollector(lambda t: conversation(t, opts)) if opts.format == "dpo" else None
     started = time.perf_counter()
@@ -227,6 +239,7 @@ def export(
         ungrounded=len(writer.ungrounded),
         ungrounded_examples=writer.ungrounded[:5],
         dropped=writer.dropped,
+        template=checker.report() if checker is not None else None,
         token_percentiles=_percentiles(writer.lengths),
         seconds=round(time.perf_counter() - started, 3),
     )
