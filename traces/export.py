@@ -129,7 +129,8 @@ def _write_parquet(path: Path) -> Path:
 
     target = path.with_suffix(".parquet")
     tmp = target.with_name(target.name + ".part")
-    pq.write_table(pajson.read_json(path), tmp)
+    # Blocks big enough for any record: a record straddling two blocks fails pyarrow's reader.
+    pq.write_table(pajson.read_json(path, read_options=pajson.ReadOptions(block_size=64 << 20)), tmp)
     tmp.replace(target)
     return target
 
