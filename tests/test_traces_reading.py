@@ -209,3 +209,9 @@ def test_scrubber_replaces_roots_only_where_a_path_starts():
     assert scrub.text("/srv/b/c.txt and /srv/a/c.txt") == "local://two/b/c.txt and local://two/a/c.txt"
     assert scrub.text("/home/ann/papers/p.pdf") == "~/papers/p.pdf"
     assert scrub.clean({"k": ["/data/notes/y", 3]}) == {"k": ["local://notes/y", 3]}
+
+
+def test_scrubber_on_a_json_line_matches_a_root_as_json_writes_it():
+    scrub = PathScrubber({"q": ['/data/my "quoted" notes']}, home="")
+    line = json.dumps({"content": json.dumps({"source": '/data/my "quoted" notes/a.md'})})
+    assert json.loads(json.loads(scrub.text(line))["content"])["source"] == "local://q/a.md"

@@ -18,8 +18,8 @@ from deepsearch.agent.tokens import count_tokens
 from pydantic import BaseModel, Field
 
 from .chat_template import TemplateChecker, TemplateReport, load_chat_template
-from .filters import FilterCount, RunFilter, is_validation, quantile, select_runs
-from .index import TraceIndex
+from .filters import FilterCount, RunFilter, is_validation, quantile, question_key, select_runs
+from .index import RunSummary, TraceIndex
 from .messages import ReasoningMode, to_messages, to_sharegpt
 from .pairs import SiblingCollector, preference_pairs, role_pairs
 from .paths import PathScrubber
@@ -148,14 +148,15 @@ class _Writer:
         self.ungrounded: list[str] = []
         self.dropped: dict[str, int] = {}
 
-    def write(self, sample: dict[str, Any], group: str, trace_id: str, question: str) -> None:
+    def write(self, sample: dict[str, Any], group: str, trace_id: str, question: str,
+              scrub: PathScrubber | None = None) -> None:  # fmt: skip
         problems = sample.get("meta", {}).get("grounding") or []
         if problems:
             self.ungrounded.append(f"{trace_id}: {problems[0]}")
             if not self.opts.keep_ungrounded:
                 self.dropped["ungrounded"] = self.dropped.get("ungrounded", 0) + 1
                 return
-        if self.checker is not None and not (check := self.checker.add(sample)).ok:
+        if self.checker is not None and not (check := self.checker.add(scrub.clean(sample) if scrub else sample)).ok:
             reason = f"the chat template drops part of it: {check.reason}"
             self.dropped[reason] = self.dropped.get(reason, 0) + 1
             return
@@ -165,7 +166,9 @@ class _Writer:
         if path not in self.handles:
             self.handles[path] = open(f"{path}.part", "w", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
             self.written[path] = 0
-        self.handles[path].write(json.dumps(sample, ensure_ascii=False) + "\n")
+        line = json.dumps(sample, ensure_ascii=False)
+        # Paths come out of the written line (one pass; a JSON string holds a path as written, see paths.py).
+        self.handles[path].write((scrub.text(line) if scrub else line) + "\n")
         self.written[path] += 1
         self.lengths.append(count_tokens(_sample_text(sample)))
 
@@ -185,6 +188,16 @@ class _Writer:
         if self.opts.parquet:
             files |= {str(_write_parquet(p)): n for p, n in self.written.items()}
         return files
+
+
+def _questions_with_both_outcomes(runs: list[RunSummary]) -> set[str]:
+    """Questions (normalised) with a correct and a wrong run: the only ones whose runs can make sibling pairs,
+    so only their conversations are built."""
+    outcomes: dict[str, set[bool]] = {}
+    for r in runs:
+        if r.correct is not None:
+            outcomes.setdefault(question_key(r.question), set()).add(r.correct)
+    return {q for q, seen in outcomes.items() if len(seen) == 2}
 
 
 def export(
@@ -220,15 +233,16 @@ def export(
     writer = _Writer(out, opts, checker)
     # dpo: sibling runs (same question, one right and one wrong) pair up once every run has been read.
     siblings = SiblingCollector(lambda t: conversation(t, opts)) if opts.format == "dpo" else None
+    paired = _questions_with_both_outcomes(selected) if siblings is not None else set()
     started = time.perf_counter()
     with writer:
         for run in selected:
             traj = _redacted(load_trajectory(Path(traces_dir).expanduser() / RUNS_DIR / run.file), redactor)
             scrub = None if opts.absolute_paths else PathScrubber.for_run(traj)
-            if siblings is not None:
+            if siblings is not None and question_key(traj.question) in paired:
                 siblings.add(traj, scrub=scrub)
             for group, sample in _samples(traj, opts):
-                writer.write(scrub.clean(sample) if scrub else sample, group, traj.id, traj.question)
+                writer.write(sample, group, traj.id, traj.question, scrub)
         for pair in siblings.pairs() if siblings is not None else ():
             writer.write(pair, "", pair["meta"]["chosen_trace"], pair["meta"]["question"])
     files = writer.files()
