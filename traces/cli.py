@@ -182,9 +182,9 @@ def export_cmd(
     resolves to one, or the record is left out (--keep-ungrounded keeps it, flagged). Local sources are written
     as local://INDEX/relative-path (--absolute-paths keeps this machine's paths).
 
-    Examples:
-      deepsearch traces export --format messages --correct-only --reasoning think -o sft.jsonl
-      deepsearch traces export --format messages -o sft.jsonl --check-template path/to/tokenizer_config.json
+    Example: deepsearch traces export --format messages --correct-only --reasoning think -o sft.jsonl
+
+    With a model's chat template checked: deepsearch traces export -o sft.jsonl --check-template tokenizer_config.json
     """
     try:
         opts = ExportOptions(
