@@ -4,6 +4,7 @@ read, the values as written, and a chat template renders the loaded rows whole."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from deepsearch.traces.chat_template import TemplateChecker, load_chat_template
@@ -51,7 +52,7 @@ def exported(runs_dir, tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["messages", "sharegpt", "roles", "dpo"])
 def test_every_format_round_trips_through_datasets_json_and_parquet(runs_dir, tmp_path, fmt):
     for path in exported(runs_dir, tmp_path, fmt):
-        written = [json.loads(line) for line in open(path, encoding="utf-8")]
+        written = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
         for kind, files in (("json", path), ("parquet", path.removesuffix(".jsonl") + ".parquet")):
             loaded = datasets.load_dataset(kind, data_files=files, split="train")
             assert set(loaded.column_names) == COLUMNS[fmt], (kind, loaded.column_names)
@@ -61,7 +62,7 @@ def test_every_format_round_trips_through_datasets_json_and_parquet(runs_dir, tm
 
 def test_dpo_holds_sibling_runs_that_differ_in_outcome(runs_dir, tmp_path):
     (path,) = exported(runs_dir, tmp_path, "dpo")
-    kinds = [json.loads(line)["meta"]["kind"] for line in open(path, encoding="utf-8")]
+    kinds = [json.loads(line)["meta"]["kind"] for line in Path(path).read_text(encoding="utf-8").splitlines()]
     assert {"sibling", "parse_retry", "revision"} <= set(kinds)
 
 

@@ -229,7 +229,8 @@ def export_cmd(
     for path, n in summary.files.items():
         console.print(f"wrote {n} samples to {path}")
     if not summary.files:
-        console.print("[yellow]no samples written: the filters left nothing[/yellow]")
+        why = "every record was left out (above)" if summary.dropped else "the filters left nothing"
+        console.print(f"[yellow]no samples written: {why}[/yellow]")
     console.print(f"tokens per sample: {summary.token_percentiles}")
     if summary.template is not None:
         console.print(summary.template.summary(), markup=False, highlight=False)
