@@ -18,6 +18,7 @@ from .commands import (
     index_cmd,
     rerank_cmd,
     search_cmd,
+    snapshot_cmd,
     web_cmd,
 )
 from .errors import DeepsearchError
@@ -48,6 +49,7 @@ for module in (
     index_cmd,
     search_cmd,
     rerank_cmd,
+    snapshot_cmd,
 ):
     module.register(app)
 

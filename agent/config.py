@@ -25,6 +25,7 @@ from .config_sections import (  # re-exported: the rest of the code imports the 
     SearchSettings,
     Section,
     Settings,
+    SnapshotSettings,
     TracesSettings,
     default_config_file,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "SearchSettings",
     "Section",
     "Settings",
+    "SnapshotSettings",
     "TracesSettings",
     "default_config_file",
     "LoadedSettings",

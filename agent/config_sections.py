@@ -289,6 +289,19 @@ class RaySettings(Section):
     max_attempts: int = Field(3, ge=1, description="tries per question when its worker dies; then an error row")
 
 
+class SnapshotSettings(Section):
+    dir: Path = Field(default_factory=lambda: _data_dir("snapshots"),
+                      description="the web snapshot store: every search answer and page a run saw")  # fmt: skip
+    record: bool = Field(True, description="record every web search and fetch in the store (for --replay)")
+    replay: str | None = Field(
+        None, description="serve the web from this snapshot (a .zip/.json, an id, a trace id, a batch output); "
+        "nothing goes to the network"
+    )
+    match: Literal["exact", "query"] = Field(
+        "exact", description="replay: a search matches on every parameter (exact) or on its query alone (query)"
+    )
+
+
 class Settings(Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
@@ -300,3 +313,4 @@ class Settings(Section):
     rerank: RerankSettings = Field(default_factory=RerankSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)

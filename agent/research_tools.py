@@ -73,6 +73,7 @@ class ResearchTools:
         self.local, self.web, self.fetcher = local, web, fetcher
         self.local_k, self.web_pages, self.passages_per_page = local_k, web_pages, passages_per_page
         self.web_unavailable: str | None = None if web is not None else "web search is off"
+        self.snapshot_id: str | None = None  # the snapshot a replayed run's web comes from
         self.fetched: dict[str, list[Candidate]] = {}
         self._inflight: dict[str, asyncio.Future] = {}
         # Set per run by `bind`: budget counters, the recorder's tool_call, the progress-event sink.
@@ -151,7 +152,8 @@ class ResearchTools:
         self._tool_call(
             "web_search",
             {"query": outcome.query},
-            success=outcome.status != "unavailable",
+            success=outcome.status not in ("unavailable", "not_recorded"),
+            recorded=outcome.recorded,
             # also why it fell back, that "nothing" may be a block, and a cache that failed and is off
             error="; ".join(filter(None, [outcome.message, self._cache_note(self.web.cache, self.web.brief_cache)]))
             or None,
@@ -207,6 +209,7 @@ class ResearchTools:
             "fetch_page",
             {"url": url},
             success=page.ok,
+            recorded=page.recorded,
             error="; ".join(filter(None, [None if page.ok else f"{page.status}: {page.message}",
                                           page.cache_degraded and f"page cache off: {page.cache_degraded}"])) or None,
             latency_s=page.elapsed_ms / 1000,

@@ -37,16 +37,27 @@ def build_tools(settings: Settings, indexes: list[str], web: bool) -> ResearchTo
         for name in indexes:
             local[name] = LocalSearcher(resolve_index_dir(settings.index, name), settings.index)
     searcher = fetcher = None
-    if web:
+    snapshot_id = None
+    if web and settings.snapshot.replay:  # the web as a snapshot recorded it: nothing goes to the network
+        from deepsearch.tools.replay import ReplayFetcher, ReplaySearch, cached_snapshot
+
+        snapshot = cached_snapshot(settings.snapshot.replay, settings.snapshot.dir, settings.traces.dir)
+        searcher = ReplaySearch(snapshot, settings.search, settings.snapshot.match)
+        fetcher, snapshot_id = ReplayFetcher(snapshot, settings.fetch), snapshot.id
+    elif web:
         from deepsearch.tools.fetch_page import PageFetcher
+        from deepsearch.tools.snapshots import SnapshotStore
         from deepsearch.tools.web_search import WebSearch
 
-        searcher = WebSearch(settings.search, settings.cache.dir)
-        fetcher = PageFetcher(settings.fetch, settings.cache.dir)
+        store = SnapshotStore(settings.snapshot.dir) if settings.snapshot.record else None
+        searcher = WebSearch(settings.search, settings.cache.dir, store=store)
+        fetcher = PageFetcher(settings.fetch, settings.cache.dir, store=store)
     if not local and searcher is None:
         raise UsageError("nothing to search: give --index NAME (see `deepsearch index`) or allow --web")
     a = settings.agent
-    return ResearchTools(local, searcher, fetcher, local_k=a.local_k, web_pages=a.web_pages)
+    tools = ResearchTools(local, searcher, fetcher, local_k=a.local_k, web_pages=a.web_pages)
+    tools.snapshot_id = snapshot_id
+    return tools
 
 
 def budget_limits(settings: Settings) -> BudgetLimits:
@@ -102,6 +113,8 @@ async def aresearch(
             if not thread_id:
                 raise UsageError("resume needs the thread id of the run to continue")
             meta = {**(meta or {}), "resumed_thread": thread_id}
+        if tools.snapshot_id:  # a replayed run names the web it ran on (exports and sibling pairs group by it)
+            meta = {**(meta or {}), "snapshot": tools.snapshot_id}
         with start_run_recording(
             settings, question, mode="research", backend=backend, traces_dir=traces_dir, gold=gold, meta=meta,
             trace_id=trace_id, tools=[ToolSpec(**spec) for spec in tools.tool_specs()], local_roots=tools.local_roots(),

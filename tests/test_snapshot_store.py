@@ -466,13 +466,7 @@ def test_a_manifest_whose_id_does_not_match_its_entries_is_refused(recorded, tmp
         assert "id does not match" in refused(hostile, tmp_path)
 
 
-QUERY_BUG = (
-    "an entry's `query` is neither covered by the manifest id nor checked against its key: "
-    "a forged manifest remaps --replay-match query to another recorded search"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=QUERY_BUG)
+# An edited manifest must not remap --replay-match query: the query is read from the (hashed) key.
 async def test_a_manifest_whose_entry_query_does_not_match_its_key_is_refused(tmp_path, settings):
     store = SnapshotStore(tmp_path / "store")
     cats, _ = record_search(store, settings, "cats")
@@ -559,13 +553,7 @@ def test_a_bad_crc_is_refused(recorded, tmp_path):
     refused(path, tmp_path)
 
 
-DEFLATE_BUG = (
-    "snapshot_archive.read_archive catches BadZipFile and OSError but not zlib.error: "
-    "a damaged deflate stream escapes as a raw zlib.error"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=DEFLATE_BUG)
+# A damaged deflate stream (zlib.error) is a one-line refusal too, not a traceback.
 def test_a_damaged_deflate_stream_is_refused_with_one_line(recorded, tmp_path):
     _, manifest, _, archive = recorded
     name = f"objects/{manifest.entries[0].object}.json"

@@ -19,6 +19,7 @@ from .extract import PageKind, TextFormat, extract_document, extractor_version, 
 from .http_fetch import FetchError, FetchLimits, GuardedHttp, RawResponse
 from .page_models import PageOutcome
 from .robots import RobotsPolicy
+from .snapshots import VOLATILE, SnapshotStore, fetch_key
 from .ssrf import Resolver, SsrfGuard, system_resolver
 from .ttl_cache import TTLCache, cache_key
 from .worker_pool import WorkerCrashed, WorkerPool, WorkerTimeout, shared_pool
@@ -58,8 +59,10 @@ class PageFetcher:
         *,
         resolver: Resolver = system_resolver,
         pool: WorkerPool | None = None,
+        store: SnapshotStore | None = None,
     ):
         self.settings = settings
+        self.store = store  # every outcome (refusals and failures too) is recorded there for replay
         limits = FetchLimits(
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
@@ -81,9 +84,20 @@ class PageFetcher:
         use_cache: bool | None = None,
         respect_robots: bool | None = None,
     ) -> PageOutcome:
+        page = await self._fetch(url, fmt or self.settings.output_format, use_cache, respect_robots)
+        if self.store is None:
+            return page
+        value = {"request": {"url": url, "format": page.text_format}, "extractor_version": extractor_version(),
+                 "outcome": page.model_dump(mode="json", exclude=VOLATILE | {"recorded"})}  # fmt: skip
+        recorded = await asyncio.to_thread(self.store.record, "fetch", fetch_key(url, page.text_format), value,
+                                           page.status)  # fmt: skip
+        return page.model_copy(update={"recorded": recorded})
+
+    async def _fetch(
+        self, url: str, fmt: TextFormat, use_cache: bool | None, respect_robots: bool | None
+    ) -> PageOutcome:
         started = time.perf_counter()
         s = self.settings
-        fmt = fmt or s.output_format
         use_cache = s.use_cache if use_cache is None else use_cache
         respect_robots = s.respect_robots if respect_robots is None else respect_robots
         key = self.cache_key(url, fmt, respect_robots)
@@ -109,7 +123,7 @@ class PageFetcher:
         page = await self._extract(raw, fmt)
         page.elapsed_ms = _ms(started)
         if use_cache and page.ok:
-            await self.cache.put(key, page.model_dump_json(exclude={"cache_degraded"}))
+            await self.cache.put(key, page.model_dump_json(exclude={"cache_degraded", "recorded"}))
         page.cache_degraded = self.cache.degraded
         return page
 

@@ -8,8 +8,10 @@ from pydantic import BaseModel, Field
 
 from .extract import Extractor, TextFormat
 from .http_fetch import FetchErrorKind
+from .snapshots import RecordedRef
 
-PageStatus = Literal["ok", "empty", "http_error", "extraction_failed"] | FetchErrorKind
+# not_recorded: a replayed run asked for a page its snapshot does not hold (nothing was fetched).
+PageStatus = Literal["ok", "empty", "http_error", "extraction_failed", "not_recorded"] | FetchErrorKind
 
 
 class PageOutcome(BaseModel):
@@ -34,6 +36,7 @@ class PageOutcome(BaseModel):
     from_cache: bool = False
     cache_degraded: str | None = Field(None, description="why the page cache is off (it failed); None = fine")
     elapsed_ms: float = 0.0
+    recorded: RecordedRef | None = Field(None, description="its object in the snapshot store, or the one replayed")
 
     @property
     def ok(self) -> bool:

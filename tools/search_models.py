@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SearchStatus = Literal["ok", "no_results", "unavailable"]
+from .snapshots import RecordedRef
+
+SearchStatus = Literal["ok", "no_results", "unavailable", "not_recorded"]
 
 
 class SearchResult(BaseModel):
@@ -20,7 +22,8 @@ class SearchResult(BaseModel):
 
 
 class SearchOutcome(BaseModel):
-    """`unavailable` means the search could not be done (rate limit, timeout, engine down): not "no results"."""
+    """`unavailable` means the search could not be done (rate limit, timeout, engine down): not "no results";
+    `not_recorded`: a replayed run asked for a search its snapshot does not hold (nothing was sent)."""
 
     status: SearchStatus
     query: str = Field(description="the query as sent, after the length guard")
@@ -31,10 +34,11 @@ class SearchOutcome(BaseModel):
     query_truncated: bool = False
     from_cache: bool = False
     elapsed_ms: float = 0.0
+    recorded: RecordedRef | None = Field(None, description="its object in the snapshot store, or the one replayed")
 
     def to_llm_text(self) -> str:
         """A compact rendering for a model's context."""
-        if self.status == "unavailable":
+        if self.status in ("unavailable", "not_recorded"):
             return self.message
         if self.status == "no_results":
             # The message says when "nothing" may be an engine blocking us rather than an empty web.

@@ -32,6 +32,7 @@ from .search_engine import (
 from .search_models import SearchOutcome
 from .search_normalize import guard_query, normalize_results
 from .searxng import SearxngEngine
+from .snapshots import VOLATILE, SnapshotStore, search_key
 from .ttl_cache import TTLCache, cache_key
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class WebSearch:
         limiter_for: Callable[[str, float], RateLimiter] = shared_limiter,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        store: SnapshotStore | None = None,
     ):
         try:
             self.engines = engines if engines is not None else engines_from_settings(settings)
@@ -77,6 +79,7 @@ class WebSearch:
         path = cache_dir / "web_search.sqlite"
         self.cache = TTLCache(path, "web_search", settings.cache_ttl_s)
         self.brief_cache = TTLCache(path, "web_search_brief", min(settings.empty_ttl_s, settings.cache_ttl_s))
+        self.store = store  # every answer (failures too) is recorded there for replay
         self._limiter_for = limiter_for
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -106,15 +109,26 @@ class WebSearch:
                         params.safe_search, params.max_results)  # fmt: skip
         if use_cache and (cached := await self.cache.get(key) or await self.brief_cache.get(key)):
             outcome = SearchOutcome.model_validate_json(cached)
-            return outcome.model_copy(update={"from_cache": True, "elapsed_ms": _ms(started)})
+            outcome = outcome.model_copy(update={"from_cache": True, "elapsed_ms": _ms(started)})
+            return await self._record(params, outcome)
 
         outcome, clean = await self._search_engines(params)
         outcome.query_truncated = truncated
         outcome.elapsed_ms = _ms(started)
         if use_cache and outcome.status != "unavailable":
             # An answer reached only past a failing engine, or an empty one, may differ in minutes: keep it briefly.
-            await (self.cache if clean else self.brief_cache).put(key, outcome.model_dump_json())
-        return outcome
+            await (self.cache if clean else self.brief_cache).put(key, outcome.model_dump_json(exclude={"recorded"}))
+        return await self._record(params, outcome)
+
+    async def _record(self, params: SearchParams, outcome: SearchOutcome) -> SearchOutcome:
+        """The outcome with its object in the snapshot store (what a replay of this run will be served)."""
+        if self.store is None:
+            return outcome
+        key = search_key(params.query, params.region, params.time_range, params.safe_search, params.max_results)
+        value = {"request": params.model_dump(mode="json"),
+                 "outcome": outcome.model_dump(mode="json", exclude=VOLATILE | {"recorded"})}  # fmt: skip
+        recorded = await asyncio.to_thread(self.store.record, "search", key, value, outcome.status)
+        return outcome.model_copy(update={"recorded": recorded})
 
     async def _search_engines(self, params: SearchParams) -> tuple[SearchOutcome, bool]:
         """The outcome, and whether it came clean from the first engine (so it may be cached for the full TTL)."""

@@ -114,6 +114,36 @@ def validate_cmd(
         raise typer.Exit(1)
 
 
+@app.command("diff")
+def diff_cmd(
+    a: Annotated[str, typer.Argument(help="A run id (or a unique prefix).")],
+    b: Annotated[str, typer.Argument(help="Another run id.")],
+    as_json: JsonOpt = False,
+    traces_dir: TracesDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """How two runs differ: tool calls and their results first (round by round), then the answers. Exit 0 when
+    they made the same calls with byte-identical results and answered alike, 1 otherwise.
+
+    Example: deepsearch traces diff 20261201-170844685 20261201-171502113
+    """
+    from .diff import diff_runs
+
+    directory = _dir(traces_dir, config)
+    result = diff_runs(load_trajectory(find_log(directory, a)), load_trajectory(find_log(directory, b)))
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(f"A {result.a} · B {result.b} · tool calls {result.tool_calls[0]} | {result.tool_calls[1]}")
+        for title, lines in (("tool calls", result.calls), ("tool results", result.results),
+                             ("answers", result.answers)):  # fmt: skip
+            print(f"{title}: " + ("same" if not lines else f"{len(lines)} difference(s)"))
+            for line in lines[:20]:
+                print(f"  {line}")
+    if not result.same:
+        raise typer.Exit(1)
+
+
 @app.command("reindex")
 def reindex_cmd(traces_dir: TracesDirOpt = None, config: ConfigOpt = None) -> None:
     """Rebuild the run index (index.sqlite) from the logs.

@@ -291,8 +291,10 @@ class TraceRecorder:
         results: Iterable[ResultItem | dict[str, Any]] = (),
         subgoal: str | None = None,
         round: int | None = None,
+        recorded: Any = None,
     ) -> int:
-        """Record a tool call. A result dict may carry `text` (a page): it goes to the content table once."""
+        """Record a tool call. A result dict may carry `text` (a page): it goes to the content table once.
+        `recorded`: the outcome's object in the snapshot store (a RecordedRef)."""
         items = []
         for r in results:
             if isinstance(r, dict) and "text" in r:
@@ -311,6 +313,7 @@ class TraceRecorder:
             results=items,
             subgoal=subgoal,
             round=round,
+            recorded=recorded,
         )
 
     def dag_change(

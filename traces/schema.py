@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from deepsearch.agent.result import Citation, RunUsage
+from deepsearch.tools.snapshots import RecordedRef
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
@@ -92,6 +93,7 @@ class ToolCallStep(StepBase):
     error: str | None = None
     latency_s: float = 0.0
     results: list[ResultItem] = Field(default_factory=list)
+    recorded: RecordedRef | None = Field(None, description="web tools: the outcome's object in the snapshot store")
 
 
 class RerankCandidate(Model):

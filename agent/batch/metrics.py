@@ -42,6 +42,7 @@ class BatchSummary(BaseModel):
     seconds_p50: float = 0.0
     seconds_p95: float = 0.0
     terminations: dict[str, int] = Field(default_factory=dict)
+    snapshot: str | None = Field(None, description="the web snapshot the batch ran on (replayed) or recorded")
 
 
 def _mean(values: list[float]) -> float | None:
@@ -123,4 +124,6 @@ def summary_table(s: BatchSummary, title: str = "batch summary") -> Table:
     table.add_row("searches / question", f"{s.searches:.1f} ({s.fetches:.1f} fetches)")
     table.add_row("seconds p50 / p95", f"{s.seconds_p50:.2f} / {s.seconds_p95:.2f}")
     table.add_row("terminations", ", ".join(f"{k} {v}" for k, v in s.terminations.items()) or "–")
+    if s.snapshot:
+        table.add_row("web snapshot", s.snapshot)
     return table

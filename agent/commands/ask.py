@@ -29,9 +29,12 @@ from .options import (
     MaxSubgoalsOpt,
     ModelOpt,
     ModelPathOpt,
+    ReplayMatchOpt,
+    ReplayOpt,
     TracesDirOpt,
     WebOpt,
     llm_overrides,
+    replay_overrides,
     research_overrides,
     settings_from_cli,
 )
@@ -56,6 +59,8 @@ def ask(
     backend: BackendOpt = None,
     model_path: ModelPathOpt = None,
     traces_dir: TracesDirOpt = None,
+    replay: ReplayOpt = None,
+    replay_match: ReplayMatchOpt = None,
 ) -> None:
     """Answer a question: plan sub-goals, search local indexes (and the web), judge the evidence, stop when
     searching adds no more information, and answer with numbered citations. Every run is recorded.
@@ -74,6 +79,7 @@ def ask(
     overrides |= research_overrides(
         index, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds, max_subgoals
     )
+    overrides |= replay_overrides(replay, replay_match, web)
     settings = settings_from_cli(config, overrides).settings
     lines = None if quiet or sys.stderr.isatty() else ProgressLines(_stderr_line)
     progress = None if quiet else lines.feed if lines else _progress_printer(Console(stderr=True))

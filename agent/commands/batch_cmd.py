@@ -29,9 +29,12 @@ from .options import (
     MaxSubgoalsOpt,
     ModelOpt,
     ModelPathOpt,
+    ReplayMatchOpt,
+    ReplayOpt,
     TracesDirOpt,
     WebOpt,
     llm_overrides,
+    replay_overrides,
     research_overrides,
     settings_from_cli,
 )
@@ -114,6 +117,8 @@ def batch(
     backend: BackendOpt = None,
     model_path: ModelPathOpt = None,
     traces_dir: TracesDirOpt = None,
+    replay: ReplayOpt = None,
+    replay_match: ReplayMatchOpt = None,
 ) -> None:
     """Answer every question in INPUT and write one JSON row per question to OUTPUT: the `ask --json`
     object plus `id`, the gold answers, EM/F1 scores when gold is given, and `error` when it failed.
@@ -149,6 +154,7 @@ def batch(
     overrides |= research_overrides(
         index, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds, max_subgoals
     )
+    overrides |= replay_overrides(replay, replay_match, web)
     loaded = settings_from_cli(config, overrides)
     settings = loaded.settings
     if loaded.sources["llm.concurrency"] == "default":
@@ -167,11 +173,14 @@ def batch(
         warn=lambda message: console.print(f"deepsearch: warning: {message}"),
     )  # fmt: skip
     rows = asyncio.run(job.run(questions))
-    finish(rows, job, output, summary_json, len(problems))
+    finish(rows, job, output, summary_json, len(problems), settings)
 
 
-def finish(rows: list[dict], job: BatchJob, output: Path, summary_json: Path | None, bad_lines: int) -> None:
-    summary = summarise(rows)
+def finish(rows: list[dict], job: BatchJob, output: Path, summary_json: Path | None, bad_lines: int,
+           settings: Settings) -> None:  # fmt: skip
+    from deepsearch.tools.snapshot_sources import snapshot_of_batch
+
+    summary = summarise(rows).model_copy(update={"snapshot": snapshot_of_batch(rows, settings)})
     Console().print(summary_table(summary, title=f"{output} ({len(rows)} rows)"))
     notes = [f"{job.skipped_done} already done"] if job.skipped_done else []
     notes += [f"{bad_lines} input line(s) skipped"] if bad_lines else []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from deepsearch.tools.snapshot_sources import snapshot_of_batch
 from rich.console import Console
 from rich.table import Table
 
@@ -41,9 +42,12 @@ from .options import (
     MaxSubgoalsOpt,
     ModelOpt,
     ModelPathOpt,
+    ReplayMatchOpt,
+    ReplayOpt,
     TracesDirOpt,
     WebOpt,
     llm_overrides,
+    replay_overrides,
     research_overrides,
     settings_from_cli,
 )
@@ -83,6 +87,8 @@ def eval_command(
     backend: BackendOpt = None,
     model_path: ModelPathOpt = None,
     traces_dir: TracesDirOpt = None,
+    replay: ReplayOpt = None,
+    replay_match: ReplayMatchOpt = None,
 ) -> None:
     """Evaluate on a data set: HotpotQA (IRCoT JSONL, or original + corpus), MuSiQue, Bamboogle, FRAMES or a
     question list. Sets with passages are searched through a pooled index of all their passages (built once,
@@ -100,6 +106,7 @@ def eval_command(
     overrides = llm_overrides(llm_base_url, llm_model, backend, model_path) | {"traces.dir": traces_dir}
     overrides |= research_overrides(None, web, max_llm_calls, max_searches, max_fetches, max_seconds, max_rounds,
                                     max_subgoals) | {"eval.data_dir": str(data_dir) if data_dir else None}  # fmt: skip
+    overrides |= replay_overrides(replay, replay_match, web)
     if ray_workers is not None and ray is None:
         raise UsageError("--ray-workers needs --ray ADDRESS")
     overrides["ray.workers"] = ray_workers
@@ -115,11 +122,13 @@ def eval_command(
     if "research" in modes:
         if data.passages:
             settings.agent.indexes = [str(pooled_index(data, settings, log=console.print))]
-            settings.agent.web = bool(web)  # the pooled corpus is the search space unless --web is asked for
+            # The pooled corpus is the search space unless --web (or --replay of a recorded web) is asked for.
+            settings.agent.web = bool(web) or (web is None and settings.snapshot.replay is not None)
         elif not web:
             raise UsageError(f"{data.name} has no passages to search: add --web, or use --closed-book")
     output = output or Path(f"eval-{data.name}.jsonl")
     reports = []
+    snapshot = None
     for mode in modes:
         path = output if mode == modes[0] else output.with_name(f"{output.stem}.{mode}{output.suffix}")
         job = new_job(
@@ -130,11 +139,13 @@ def eval_command(
             console.print(f"{data.name}: {len(questions)} questions, {mode.replace('_', '-')} → {path}")
         rows = asyncio.run(job.run(questions))
         reports.append(mode_report(mode, rows, settings.traces.dir))
+        if mode == "research":
+            snapshot = snapshot_of_batch(rows, settings)
 
     selection = ", ".join([*([f"ids from {ids.name}"] if ids else []), *([f"limit {limit}"] if limit else [])])
     result = EvalReport(
         dataset=data.name, format=data.format, questions=len(questions), selection=selection or "all",
-        backend=settings.llm.resolved_backend(), modes=reports,
+        backend=settings.llm.resolved_backend(), modes=reports, snapshot=snapshot,
     )  # fmt: skip
     header, rows_ = overview_rows(result)
     table = Table(*header, title=f"{data.name}: {len(questions)} questions", title_justify="left")

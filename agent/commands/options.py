@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import LoadedSettings, load_settings
+from ..errors import UsageError
 
 ConfigOpt = Annotated[
     Path | None,
@@ -85,3 +86,28 @@ def research_overrides(
         "agent.max_rounds": max_rounds,
         "agent.max_subgoals": max_subgoals,
     }
+
+
+ReplayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--replay",
+        help="Serve every web search and page from this snapshot: a snapshot .zip or .json, an id from `deepsearch "
+        "snapshot ls`, a trace id, or a batch output .jsonl (its runs' web). Nothing goes to the network; a request "
+        "the snapshot does not hold is a `not_recorded` outcome. Turns the web on unless --no-web.",
+    ),
+]
+ReplayMatchOpt = Annotated[
+    str | None,
+    typer.Option("--replay-match", help="exact (default: every search parameter) or query (the query alone)."),
+]
+
+
+def replay_overrides(replay: str | None, match: str | None, web: bool | None) -> dict[str, Any]:
+    """`--replay` and `--replay-match` as settings; a replay turns the web on unless --no-web said otherwise."""
+    if match is not None and replay is None:
+        raise UsageError("--replay-match needs --replay SNAPSHOT")
+    overrides: dict[str, Any] = {"snapshot.replay": replay, "snapshot.match": match}
+    if replay is not None and web is None:
+        overrides["agent.web"] = True
+    return overrides

@@ -7,7 +7,7 @@ from collections import Counter
 from html import escape
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..batch.metrics import abstained_cell
 from ..errors import UsageError
@@ -22,6 +22,11 @@ class EvalReport(BaseModel):
     selection: str
     backend: str
     modes: list[ModeReport]
+    snapshot: str | None = Field(None, description="the web snapshot the research runs replayed or recorded")
+
+
+def _snapshot_note(report: EvalReport) -> str:
+    return f", web snapshot {report.snapshot}" if report.snapshot else ""
 
 
 def _pct(v: float | None) -> str:
@@ -94,7 +99,8 @@ def render_markdown(report: EvalReport, svg_dir: Path) -> str:
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
     parts = [f"# Evaluation: {report.dataset}", "",
-             f"{report.questions} questions ({report.selection}), format {report.format}, {report.backend}.", "",
+             f"{report.questions} questions ({report.selection}), format {report.format}, {report.backend}"
+             f"{_snapshot_note(report)}.", "",
              table(*overview_rows(report)), "", "## Accuracy by number of hops", "",
              table(HOP_HEADER, _hop_rows(report)), ""]  # fmt: skip
     svg_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +124,8 @@ def render_html(report: EvalReport) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation: {escape(report.dataset)}</title>"
         f"<style>{style}</style></head><body><h1>Evaluation: {escape(report.dataset)}</h1>"
         f"<p>{report.questions} questions ({escape(report.selection)}), format {escape(report.format)}, "
-        f"{escape(report.backend)}.</p>{table(*overview_rows(report))}<h2>Charts</h2>{figures}"
+        f"{escape(report.backend)}{escape(_snapshot_note(report))}.</p>{table(*overview_rows(report))}"
+        f"<h2>Charts</h2>{figures}"
         f"<h2>Accuracy by number of hops</h2>{table(HOP_HEADER, _hop_rows(report))}"
         "</body></html>\n"
     )
