@@ -122,7 +122,8 @@ async def _answer(q, settings: Settings, backend, index: Path, timeout_s: float,
     scores = score_result(result.short_answer, result.termination, q.answers)
     u = result.usage
     costs["web_cited"] = int(any(c.source.startswith(("http://", "https://")) for c in result.citations))
-    return {"id": q.id, "short_answer": result.short_answer, "termination": result.termination,
+    return {"id": q.id, "trace_id": result.trace_id, "short_answer": result.short_answer,
+            "termination": result.termination,
             "em": scores.em or 0.0, "f1": scores.f1 or 0.0, "llm_calls": u.llm_calls, "prompt_tokens": u.prompt_tokens,
             "searches": u.searches, "fetches": u.fetches, **costs,
             "seconds": time.perf_counter() - started}  # fmt: skip

@@ -38,7 +38,17 @@ def snapshot_of_runs(trace_ids: list[str], store: SnapshotStore, traces_dir: Pat
                          f"{store.root} (import the snapshot that holds them)")  # fmt: skip
     if not entries:
         raise UsageError(f"{source or trace_ids[0]}: the run(s) recorded no web search or fetch to replay")
-    return store.save_manifest(entries, {"runs": runs, "source": source or ", ".join(trace_ids)})
+    recorded_by = {"deepsearch": _version(), "runs": runs, "source": source or ", ".join(trace_ids)}
+    return store.save_manifest(entries, recorded_by)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deepsearch")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def snapshot_of_batch(rows: list[dict], settings) -> str | None:

@@ -141,7 +141,14 @@ class SnapshotStore:
         return self.root / "manifests" / f"{sid}.json"
 
     def save_manifest(self, entries: list[Entry], recorded_by: dict[str, Any]) -> Manifest:
-        unique = list({(e.kind, e.key): e for e in entries}.values())
+        # One answer per request: runs of a batch may have met the same page twice (once timed out, once read);
+        # an ok outcome wins over a failure, otherwise the last one recorded.
+        chosen: dict[tuple[str, str], Entry] = {}
+        for e in entries:
+            held = chosen.get((e.kind, e.key))
+            if held is None or held.status != "ok":
+                chosen[(e.kind, e.key)] = e
+        unique = list(chosen.values())
         manifest = Manifest(id=snapshot_id(unique), created=datetime.now(UTC), recorded_by=recorded_by,
                             entries=unique)  # fmt: skip
         path = self.manifest_path(manifest.id)

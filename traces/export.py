@@ -21,7 +21,7 @@ from .chat_template import TemplateChecker, TemplateReport, load_chat_template
 from .filters import FilterCount, RunFilter, is_validation, quantile, question_key, select_runs
 from .index import RunSummary, TraceIndex
 from .messages import ReasoningMode, to_messages, to_sharegpt
-from .pairs import SiblingCollector, preference_pairs, role_pairs
+from .pairs import SiblingCollector, preference_pairs, role_pairs, snapshot_of
 from .paths import PathScrubber
 from .reader import find_log, load_trajectory
 from .recorder import RUNS_DIR
@@ -73,6 +73,7 @@ def conversation(traj: Trajectory, opts: ExportOptions) -> dict[str, Any]:
         "tokens": traj.tokens,
         "grounded": not grounding,
         "grounding": grounding,
+        "snapshot": snapshot_of(traj),  # the web snapshot a replayed run ran on
     }
     return sample
 

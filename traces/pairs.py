@@ -91,6 +91,7 @@ def role_pairs(
                 "status": step.status or "text",
                 "subgoal": step.subgoal,
                 "round": step.round,
+                "snapshot": snapshot_of(traj),
                 "labels": labels.get(step.index) or dict.fromkeys(label_keys(step.role)),
             },
         }
