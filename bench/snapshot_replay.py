@@ -86,10 +86,14 @@ def run(data: str, limit: int | None, concurrency: int = 4) -> dict:
             replay_s = time.perf_counter() - started
         llm_port = _llm_port(replayed, replay)
         same = answers_equal = 0
+        differences = []
         for a, b in zip(recorded, replayed, strict=True):
             ta = load_trajectory(find_log(settings.traces.dir, a["trace_id"]))
             tb = load_trajectory(find_log(replay.traces.dir, b["trace_id"]))
-            same += diff_runs(ta, tb).same
+            d = diff_runs(ta, tb)
+            same += d.same
+            if not d.same:
+                differences.append({"id": a["id"], "lines": (d.calls + d.results + d.answers)[:3]})
             answers_equal += a["short_answer"] == b["short_answer"]
         return {
             "questions": len(questions),
@@ -104,6 +108,7 @@ def run(data: str, limit: int | None, concurrency: int = 4) -> dict:
             "replay_connections_total": len(connections.ports),
             "replay_connections_not_llm": sum(p != llm_port for p in connections.ports),
             "runs_identical": same,
+            "differences": differences,
             "answers_equal": answers_equal,
             "em_record": round(statistics.fmean(r["em"] for r in recorded), 3),
             "em_replay": round(statistics.fmean(r["em"] for r in replayed), 3),
