@@ -25,6 +25,7 @@ from .events import QueryEvent
 if TYPE_CHECKING:
     from deepsearch.tools.fetch_page import PageFetcher
     from deepsearch.tools.local_search import LocalSearcher
+    from deepsearch.tools.search_models import SearchOutcome
     from deepsearch.tools.ttl_cache import TTLCache
     from deepsearch.tools.web_search import WebSearch
 
@@ -76,6 +77,9 @@ class ResearchTools:
         self.snapshot_id: str | None = None  # the snapshot a replayed run's web comes from
         self.fetched: dict[str, list[Candidate]] = {}
         self._inflight: dict[str, asyncio.Future] = {}
+        self._claimed: set[str] = set()  # pages counted against the fetch budget
+        self._reads: dict[str, set[str]] = {}  # sub-goal -> the pages it has read
+        self.fetch_shares: dict[str, int] = {}  # sub-goal -> pages it may read (dispatch sets it per wave)
         # Set per run by `bind`: budget counters, the recorder's tool_call, the progress-event sink.
         self.budget: Budget | None = None
         self._record: Callable[..., Any] | None = None
@@ -105,18 +109,25 @@ class ResearchTools:
     # ---- search --------------------------------------------------------------------------------
 
     async def search(self, queries: list[str], source: str, subgoal_id: str) -> list[Candidate]:
-        """Run every query against the wanted sources in parallel; one fused candidate list, best first."""
+        """Run every query against the wanted sources in parallel; one fused candidate list, best first.
+
+        The web's pages are chosen once every search of the round has answered, in query and rank order, so
+        which pages a round reads never depends on which search answered first (a replayed run reads the same)."""
         use_local = bool(self.local) and source in ("local", "both")
         use_web = self.web_unavailable is None and (source in ("web", "both") or not self.local)
         if not use_local and self.local and not use_web:
             use_local = True  # the sub-goal wanted the web, which is off or down: local is what there is
-        jobs = []
-        for q in queries:
-            if use_local:
-                jobs += [self._local(name, searcher, q, subgoal_id) for name, searcher in self.local.items()]
+        local = [[self._local(name, searcher, q, subgoal_id) for name, searcher in self.local.items()] if use_local
+                 else [] for q in queries]  # fmt: skip
+        web = [self._web_search(q, subgoal_id) for q in queries] if use_web else []
+        done = await asyncio.gather(*(job for jobs in local for job in jobs), *web)
+        local_lists, outcomes = iter(done[: len(done) - len(web)]), done[len(done) - len(web) :]
+        web_lists = iter(await self._web_candidates(queries, outcomes, subgoal_id) if use_web else [])
+        lists = []
+        for jobs in local:  # each query's local lists, then its web list: the fusion order as it always was
+            lists += [next(local_lists) for _ in jobs]
             if use_web:
-                jobs.append(self._web(q, subgoal_id))
-        lists = await asyncio.gather(*jobs)
+                lists.append(next(web_lists))
         by_id: dict[str, Candidate] = {}
         rankings = []
         for ranked in lists:
@@ -145,7 +156,8 @@ class ResearchTools:
         self._event(QueryEvent(subgoal_id=subgoal_id, query=query, source="local", hits=len(hits)))
         return candidates
 
-    async def _web(self, query: str, subgoal_id: str) -> list[Candidate]:
+    async def _web_search(self, query: str, subgoal_id: str) -> SearchOutcome | None:
+        """One web search, recorded; None when the web is unavailable (the run goes local-only from here)."""
         assert self.web is not None
         self._count("searches")
         outcome = await self.web.search(query)
@@ -169,11 +181,47 @@ class ResearchTools:
         )
         if outcome.status == "unavailable":
             self.web_unavailable = outcome.message  # degrade to local-only for the rest of the run
-            return []
-        top = outcome.results[: self.web_pages] if self.fetcher else []
-        pages = await asyncio.gather(*(self._page(r.url, r.title, r.snippet, query) for r in top))
-        snippets = [self._snippet(r.url, r.title, r.snippet) for r in outcome.results[len(top) :]]
-        return [c for page in pages for c in page] + [c for c in snippets if c.text]
+            return None
+        return outcome
+
+    async def _web_candidates(self, queries: list[str], outcomes: list, subgoal_id: str) -> list[list[Candidate]]:
+        """Each query's web candidates: the passages of its top pages this sub-goal may read (decided in query
+        and rank order), fetched together, then the other results' snippets."""
+        plans = []
+        for outcome in outcomes:
+            top = outcome.results[: self.web_pages] if outcome is not None and self.fetcher else []
+            plans.append((outcome, [r for r in top if self._may_read(r.url, subgoal_id)], top))
+        reads = [(q, r) for q, (_, chosen, _) in zip(queries, plans, strict=True) for r in chosen]
+        pages = iter(await asyncio.gather(*(self._page(r.url, r.title, r.snippet, q) for q, r in reads)))
+        out = []
+        for outcome, chosen, top in plans:
+            if outcome is None:
+                out.append([])
+                continue
+            read = {r.url: next(pages) for r in chosen}
+            cands = [c for r in top for c in read.get(r.url) or [self._snippet(r.url, r.title, r.snippet)]]
+            out.append(cands + [c for r in outcome.results[len(top) :]
+                                if (c := self._snippet(r.url, r.title, r.snippet)).text])  # fmt: skip
+        return out
+
+    def _may_read(self, url: str, subgoal_id: str) -> bool:
+        """Whether `subgoal_id` may read this page: within its share of the fetch budget (set per wave by
+        dispatch: what is left, split among the sub-goals that run at once), each page it reads counted once
+        for it whoever fetched it, so its share never depends on another branch's timing. A page fetched by
+        nobody yet is counted against the run's budget here, when it is chosen."""
+        reads = self._reads.setdefault(subgoal_id, set())
+        if url in reads:
+            return True
+        share = self.fetch_shares.get(subgoal_id)
+        if share is not None and len(reads) >= share:
+            return False
+        if url not in self._claimed:
+            if self.budget is not None and self.budget.fetches >= self.budget.limits.fetches:
+                return False
+            self._claimed.add(url)
+            self._count("fetches")
+        reads.add(url)
+        return True
 
     # ---- pages ---------------------------------------------------------------------------------
 
@@ -184,15 +232,12 @@ class ResearchTools:
     async def _page(self, url: str, title: str, snippet: str, query: str) -> list[Candidate]:
         """The page's passages that best match the query; the search snippet when the fetch fails.
 
-        A URL is fetched (and counted) once per run, even when parallel queries and sub-goals want it at
-        the same moment: later askers wait for the fetch in flight. At the fetch cap, snippets stand in.
+        A URL is fetched once per run, even when parallel queries and sub-goals want it at the same moment:
+        later askers wait for the fetch in flight.
         """
         if url not in self.fetched:
             pending = self._inflight.get(url)
-            if pending is None:
-                if self.budget is not None and self.budget.fetches >= self.budget.limits.fetches:
-                    return [self._snippet(url, title, snippet)]
-                self._count("fetches")
+            if pending is None:  # counted when chosen (_may_read)
                 pending = self._inflight[url] = asyncio.ensure_future(self._fetch(url, title, snippet))
                 pending.add_done_callback(lambda _: self._inflight.pop(url, None))
             await asyncio.shield(pending)

@@ -106,6 +106,7 @@ class ClarificationRequest(BaseModel):
 
 class ResearchState(TypedDict, total=False):
     question: str
+    fetch_share: int | None  # dispatch: each branch of this wave may read this many pages
     history: list[dict[str, str]]  # earlier turns of a session: {"question", "answer"}
     standalone_question: str
     assumption: str | None
@@ -138,3 +139,4 @@ class ResearchTask(TypedDict):
     question: str  # with the parents' answers filled in
     original_question: str
     planned: NotRequired[list[str]]  # the planner's queries for the first round, references filled in
+    fetch_share: NotRequired[int | None]  # pages this branch may read: the wave's fetch budget split

@@ -1,9 +1,9 @@
 """`traces diff A B`: how two runs differ — their tool calls and results first, then their answers.
 
-Tool calls are compared round by round (sub-goal, round); inside a round, calls made in parallel may be
-recorded in either order, so they are compared sorted by tool and arguments. Results are compared as
-recorded (titles, URLs, snippets, scores, page texts by content hash), so two runs replayed on the same
-snapshot that searched the same way show no difference at all.
+Searches are compared round by round (sub-goal, round), page fetches as one group per run; inside a group,
+calls made in parallel may be recorded in either order, so they are compared sorted by tool and arguments.
+Results are compared as recorded (titles, URLs, snippets, scores, page texts by content hash), so two runs
+replayed on the same snapshot that searched the same way show no difference at all.
 """
 
 from __future__ import annotations
@@ -39,10 +39,18 @@ def _outcome(step: ToolCallStep) -> Any:
 
 
 def _by_round(traj: Trajectory) -> list[list[ToolCallStep]]:
+    """Searches round by round, then the run's page fetches as one group: a page is fetched once per run and
+    recorded under whichever sub-goal asked first, which parallel sub-goals decide by timing."""
     rounds: dict[tuple[str | None, int | None], list[ToolCallStep]] = {}
+    fetches = []
     for step in traj.tool_calls():
-        rounds.setdefault((step.subgoal, step.round), []).append(step)
-    return [sorted(calls, key=_call) for calls in rounds.values()]
+        if step.tool == "fetch_page":
+            fetches.append(step)
+        else:
+            rounds.setdefault((step.subgoal, step.round), []).append(step)
+    # Rounds by (sub-goal, round), not by when they began: parallel sub-goals start in either order.
+    ordered = [rounds[k] for k in sorted(rounds, key=lambda k: (k[0] or "", k[1] or 0))]
+    return [sorted(calls, key=_call) for calls in [*ordered, fetches] if calls]
 
 
 def _what_differs(x: Any, y: Any) -> str:

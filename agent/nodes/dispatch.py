@@ -82,6 +82,10 @@ async def dispatch(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
         update["research_stop"] = "plateau"  # more waves stopped adding information
     elif update["wave"] > ctx.agent.max_subgoals * 2 and ready_subgoals(state):
         update["research_stop"] = "loop_detected"  # replanning keeps adding work: stop here
+    # Branches of one wave run at once: each gets an even share of the pages left to fetch, so which pages a
+    # branch reads never depends on which branch got there first (a replayed run reads the same pages).
+    running = max(1, len(ready_subgoals(state)))
+    update["fetch_share"] = max(0, ctx.budget.limits.fetches - ctx.budget.fetches) // running
     ctx.emit(BudgetEvent(used=ctx.budget.snapshot()))
     ctx.emit(NodeEvent(node="dispatch", phase="finished"))
     return update
@@ -101,6 +105,7 @@ def route_dispatch(state: ResearchState) -> list[Send] | str:
                 question=with_parent_answers(sg, state),
                 original_question=state["standalone_question"],
                 planned=planned_queries(sg, state),
+                fetch_share=state.get("fetch_share"),
             ),
         )
         for sg in ready

@@ -57,6 +57,8 @@ async def search(state: RoundState, runtime: Runtime[RunContext]) -> dict:
     n = len(state["fresh"])
     rnd = enter(ctx, state, f"search ({n} {'query' if n == 1 else 'queries'})")
     sg = state["subgoal"]
+    if state.get("fetch_share") is not None:
+        ctx.tools.fetch_shares[sg.id] = state["fetch_share"]
     found = await ctx.tools.search(state["fresh"], sg.source, sg.id)
     seen = state.get("seen") or []
     known = set(seen)

@@ -53,6 +53,7 @@ class RoundState(TypedDict, total=False):
     question: str  # with the parents' answers filled in
     original_question: str
     planned: list[str]  # the planner's queries for round 1
+    fetch_share: int | None  # pages this sub-goal may read (dispatch splits the wave's fetch budget)
     # the loop
     round: int
     rounds_run: int  # rounds that searched (a round stopped before its search does not count)
