@@ -124,7 +124,7 @@ class IndexSettings(Section):
         "hybrid", description="search mode; hybrid falls back to bm25 on an index without vectors"
     )
     rrf_k: int = Field(
-        5, ge=1, description="reciprocal-rank fusion constant (tuned on the 100 HotpotQA dev_ids, see README)"
+        5, ge=1, description="reciprocal-rank fusion constant (tuned on the 100 HotpotQA dev_ids: docs/local-index.md)"
     )
     dense_weight: float = Field(
         0.5, ge=0, description="weight of the dense ranking in hybrid fusion, bm25 = 1 (tuned with rrf_k)"
@@ -237,6 +237,7 @@ class RerankSettings(Section):
 class AgentSettings(Section):
     indexes: list[str] = Field(default_factory=list, description="local indexes to search (names or paths)")
     web: bool = Field(True, description="search the web too (local only when false)")
+    _split_indexes = field_validator("indexes", mode="before")(_split_commas)
     selection: Literal["judge", "rerank", "fusion"] = Field(
         "judge",
         description="evidence per round: judge = the judge grades and quotes the round's best fused passages in "
