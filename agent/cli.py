@@ -16,6 +16,7 @@ from .commands import (
     eval_cmd,
     fetch_cmd,
     index_cmd,
+    mcp_cmd,
     rerank_cmd,
     search_cmd,
     snapshot_cmd,
@@ -50,6 +51,7 @@ for module in (
     search_cmd,
     rerank_cmd,
     snapshot_cmd,
+    mcp_cmd,
 ):
     module.register(app)
 
