@@ -178,3 +178,20 @@ def test_a_tampered_snapshot_is_refused_by_replay_in_one_line(recorded, tmp_path
     with pytest.raises(UsageError) as e:
         load_snapshot(str(bad), store)
     assert "does not match its hash" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_batch_names_the_snapshot_it_recorded_or_replayed(recorded, tmp_path):
+    from deepsearch.tools.snapshot_sources import snapshot_of_batch
+
+    rows = [{"id": f"q{i}", "trace_id": r.trace_id} for i, r in enumerate(recorded["results"])]
+    settings = recorded["settings"]
+    made = snapshot_of_batch(rows, settings)
+    store = SnapshotStore(settings.snapshot.dir)
+    assert made and store.find(made) is not None  # saved: its id replays it
+    replaying = settings.model_copy(deep=True)
+    replaying.snapshot.replay = made[:12]
+    assert snapshot_of_batch(rows, replaying) == made
+    offline = settings.model_copy(deep=True)
+    offline.agent.web = False
+    assert snapshot_of_batch(rows, offline) is None
+

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 from .schema import RerankStep, ToolCallStep, Trajectory
 
-SEARCH_TOOLS = ("local_search", "web_search")
-
 
 @dataclass
 class Passage:
