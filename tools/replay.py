@@ -77,7 +77,7 @@ def verified(manifest: Manifest, read, source: str) -> Snapshot:
 def load_snapshot(spec: str, store: SnapshotStore, traces_dir: Path | None = None) -> Snapshot:
     """The snapshot SPEC names (see the module docstring), verified; a one-line UsageError otherwise."""
     from .snapshot_archive import read_archive
-    from .snapshot_sources import snapshot_of_runs
+    from .snapshot_sources import snapshot_of_runs, trace_ids_in
 
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".zip":
@@ -89,9 +89,8 @@ def load_snapshot(spec: str, store: SnapshotStore, traces_dir: Path | None = Non
             raise UsageError(f"{path}: not a snapshot manifest: {str(e).splitlines()[0]}") from None
         return verified(manifest, store.read, str(path))
     if path.is_file() and path.suffix == ".jsonl":
-        ids = [json.loads(line).get("trace_id") for line in path.read_text().splitlines() if line.strip()]
-        return verified(snapshot_of_runs([i for i in ids if i], store, traces_dir, source=str(path)), store.read,
-                        str(path))  # fmt: skip
+        manifest = snapshot_of_runs(trace_ids_in(path), store, traces_dir, source=str(path))
+        return verified(manifest, store.read, str(path))
     if path.exists():
         raise UsageError(f"{path}: --replay takes a snapshot .zip or .json, a batch output .jsonl, an id or a trace id")
     manifest = store.find(spec)

@@ -65,3 +65,10 @@ def snapshot_of_batch(rows: list[dict], settings) -> str | None:
         return snapshot_of_runs(ids, SnapshotStore(settings.snapshot.dir), settings.traces.dir, source="batch").id
     except UsageError:
         return None  # no run searched the web (or their outcomes are gone): nothing to name
+
+
+def trace_ids_in(output: Path) -> list[str]:
+    """The trace ids of a batch/eval output's rows (read as `--resume` reads it: a torn last line is skipped)."""
+    from deepsearch.agent.batch.output import scan_output
+
+    return [str(r["trace_id"]) for r in scan_output(output).rows if r.get("trace_id")]

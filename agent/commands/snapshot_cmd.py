@@ -59,16 +59,10 @@ def create_cmd(
     Example: deepsearch snapshot create --batch answers.jsonl -o web-2026-12-01.zip
     """
     from deepsearch.tools.snapshot_archive import write_archive
-    from deepsearch.tools.snapshot_sources import snapshot_of_runs
+    from deepsearch.tools.snapshot_sources import snapshot_of_runs, trace_ids_in
 
     settings = _settings(store, traces_dir, config)
-    ids = list(trace_ids or [])
-    if batch is not None:
-        try:
-            ids += [json.loads(line).get("trace_id") for line in batch.read_text().splitlines() if line.strip()]
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read runs from {batch}: {e}") from None
-    ids = [i for i in ids if i]
+    ids = list(trace_ids or []) + (trace_ids_in(batch) if batch is not None else [])
     if not ids:
         raise UsageError("give trace ids or --batch FILE (see `deepsearch traces ls`)")
     manifest = snapshot_of_runs(ids, _store(settings), settings.traces.dir, source=str(batch or ", ".join(ids)))
