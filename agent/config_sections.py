@@ -303,6 +303,10 @@ class SnapshotSettings(Section):
     )
 
 
+class ReportSettings(Section):
+    words: int = Field(1200, ge=100, le=20_000, description="ask --report: target length of the whole report")
+
+
 class Settings(Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     traces: TracesSettings = Field(default_factory=TracesSettings)
@@ -315,3 +319,4 @@ class Settings(Section):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
