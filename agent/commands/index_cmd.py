@@ -139,20 +139,25 @@ class _ProgressBar:
             transient=True,
         )
         self._task = self._progress.add_task("index", total=None, documents=0, rate=0.0, name="")
+        self._live = self._progress.console.is_terminal  # nothing on a pipe: stderr keeps one line per error
 
     def __enter__(self) -> _ProgressBar:
         import time
 
         self._started = time.monotonic()
-        self._progress.start()
+        if self._live:
+            self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if self._live:
+            self._progress.stop()
 
     def tick(self, p) -> None:
         import time
 
+        if not self._live:
+            return
         rate = p.documents / max(time.monotonic() - self._started, 1e-6)
         self._progress.update(
             self._task,
