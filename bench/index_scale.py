@@ -5,8 +5,8 @@
 
 The synthetic corpus is one JSONL file (a Wikipedia-style dump: id, title, text) of N passages of
 ~100 words (normal, sd 25, 20..250), as wiki-18's passages are, with word ranks drawn Zipf-Mandelbrot
-(exponent 1.07, shift 2.7) over bm25s's English stopwords (the most frequent words, as in English text)
-followed by 400k made-up syllable words; sentences of 8-30 words. Queries take 4-7 content words of a
+(exponent 1.07, shift 2.7) over a 400k-word vocabulary (see _vocabulary: ~1.3 tokens a word, so a passage
+is one chunk, as a wiki-18 passage is); sentences of 8-30 words. Queries take 4-7 content words of a
 random passage plus 2 stopwords, the shape of a short question. The corpus file's mtime is set an hour
 back (a dump is old when it is indexed), so later runs skip it by size and mtime.
 
@@ -40,17 +40,30 @@ from deepsearch.tools.local_search import LocalSearcher
 
 from bench.stats import print_table
 
-_SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", "o", "u", "ai", "ou", "er", "an", "in")]
-
 
 def _vocabulary(size: int, seed: int) -> list[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+    """Stopwords first (the most frequent words), then the tokenizer's single-token English-looking words in merge
+    order (roughly frequency order), then compounds of two of them for the rare tail (2-3 tokens each, as rare
+    names and terms are): about 1.3 tokens a word, as in English prose."""
+    import re
 
-    rng = random.Random(seed)
+    from bm25s.stopwords import STOPWORDS_EN
+    from deepsearch.agent.tokens import encoding
+
+    enc, pattern = encoding(), re.compile(r"^ [a-z]{3,}$")
     words, seen = list(STOPWORDS_EN), set(STOPWORDS_EN)
+    for i in range(enc.n_vocab):
+        try:
+            token = enc.decode_single_token_bytes(i).decode()
+        except (KeyError, UnicodeDecodeError):
+            continue
+        if pattern.match(token) and token[1:] not in seen:
+            seen.add(token[1:])
+            words.append(token[1:])
+    common, rng = words[len(STOPWORDS_EN) :], random.Random(seed)
     while len(words) < size:
-        w = "".join(rng.choices(_SYLLABLES, k=rng.randint(1, 4)))
-        if w not in seen and len(w) > 2:
+        w = rng.choice(common) + rng.choice(common)
+        if w not in seen:
             seen.add(w)
             words.append(w)
     return words

@@ -78,7 +78,6 @@ class IndexReport(BaseModel):
     files_unchanged: int = 0
     files_removed: int = 0
     chunks_added: int = 0
-    chunks_removed: int = 0
     documents_kept: int = Field(0, description="documents of changed files that were unchanged, so not re-read")
     syncs: int = Field(0, description="times search/ was brought up to the store")
     skipped: list[Skipped] = Field(default_factory=list)
