@@ -40,7 +40,7 @@ from .corpus_readers import (
     read_documents,
     stream_records,
 )
-from .search_sync import sync, text_for_retrieval
+from .search_sync import open_writer, sync, text_for_retrieval
 
 __all__ = ["IndexOptions", "IndexReport", "Progress", "text_for_retrieval", "update_index"]
 
@@ -188,7 +188,7 @@ class _Run:
         report = self.report = IndexReport(
             index_dir=str(index_dir), skipped=list(self.skipped), dense_model=manifest.dense_model
         )
-        self.unsynced = 0
+        self.unsynced, self.writer = 0, None
         # Set before the store changes, cleared once search/ and the manifest match it: a run cut short (kill,
         # disk full) leaves it, and the next run syncs search/ even when every file is then unchanged.
         stale = index_dir / store.STALE
@@ -223,6 +223,12 @@ class _Run:
                 manifest.counts, manifest.updated_at = store.count(conn), store.now_iso()
                 store.write_manifest(index_dir, manifest)
             report.counts = manifest.counts
+            if self.writer is not None:
+                self.writer.close()  # waits for tantivy's merges: the next run starts with few segments
+        except BaseException:
+            if self.writer is not None:
+                self.writer.abandon()
+            raise
         finally:
             conn.close()
         stale.unlink()
@@ -259,9 +265,11 @@ class _Run:
         manifest.search_id, manifest.generation = store.new_id(), manifest.generation + 1
         new_manifest = store.prepare_manifest(self.index_dir, manifest)
         try:
-            sync(self.index_dir, self.conn, manifest, self.embedder)
+            self.writer = self.writer or open_writer(self.index_dir, manifest)
+            sync(self.index_dir, self.conn, manifest, self.embedder, self.writer)
         except BaseException:
             new_manifest.unlink(missing_ok=True)
+            self.writer = None  # sync abandoned it
             raise
         store.commit_manifest(self.index_dir, new_manifest)  # renames only from the sync's commit on: no space needed
         self.unsynced = 0

@@ -61,8 +61,17 @@ def _collect_garbage(dense_dir: Path, meta: store.SearchMeta | None) -> None:
             path.unlink(missing_ok=True)
 
 
-def sync(index_dir: Path, conn: sqlite3.Connection, manifest: store.Manifest, embedder) -> store.SearchMeta:
-    """Make search/ cover every chunk of the store, as generation `manifest.search_id`."""
+def open_writer(index_dir: Path, manifest: store.Manifest) -> LexicalWriter:
+    """The lexical writer for a run's syncs: kept open between them so tantivy merges in the background."""
+    (index_dir / store.SEARCH_DIR).mkdir(exist_ok=True)
+    return LexicalWriter(index_dir / store.SEARCH_DIR / LEXICAL_DIR, manifest.stemmer)
+
+
+def sync(
+    index_dir: Path, conn: sqlite3.Connection, manifest: store.Manifest, embedder, writer: LexicalWriter
+) -> store.SearchMeta:
+    """Make search/ cover every chunk of the store, as generation `manifest.search_id`. On failure the writer's
+    uncommitted work is dropped and the writer released; the caller closes it after its last sync."""
     search_dir = index_dir / store.SEARCH_DIR
     search_dir.mkdir(exist_ok=True)
     dense_dir = search_dir / DENSE_DIR
@@ -75,7 +84,6 @@ def sync(index_dir: Path, conn: sqlite3.Connection, manifest: store.Manifest, em
     top = max(top, current.lexical_row, current.dense_row)
     dropped = np.array([r for (r,) in conn.execute("SELECT row FROM dropped ORDER BY row")], dtype=np.int64)
 
-    writer = LexicalWriter(search_dir / LEXICAL_DIR, manifest.stemmer)
     try:
         writer.delete_rows_from(current.lexical_row + 1)
         for row in dropped[dropped <= current.lexical_row]:
@@ -103,7 +111,6 @@ def sync(index_dir: Path, conn: sqlite3.Connection, manifest: store.Manifest, em
     os.replace(tmp, search_dir / store.SEARCH_META)  # readers now load this generation
     with conn:
         conn.execute("DELETE FROM dropped WHERE row <= ?", (top,))
-    writer.close()
     return meta
 
 
