@@ -196,7 +196,9 @@ def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool, h
     gen = searcher._current()
     figures["lexical segments"] = str(gen.lexical.num_segments)
     if gen.dense is not None:
-        figures["dense segments"] = str(len(gen.dense.parts))
+        figures["dense segments"] = f"{len(gen.dense.parts)} ({[len(p[0]) for p in gen.dense.parts]} rows)"
+        if gen.dense.approximate:
+            figures |= _approximate_vs_exact(gen.dense, queries)
 
     extra = folder / "added-note.txt"
     steps = [
@@ -221,6 +223,23 @@ def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool, h
     if hotpot is not None:
         figures |= _recall(hotpot, dense)
     return figures
+
+
+def _approximate_vs_exact(dense, queries: list[str]) -> dict[str, str]:
+    from deepsearch.tools.dense import load_embedder
+
+    kept, exact_ms = [], []
+    for q in queries:
+        v = load_embedder().embed([q])[0]
+        started = time.perf_counter()
+        exact = {r for r, _ in dense.search(v, 50, exact=True)[:10]}
+        exact_ms.append(1000 * (time.perf_counter() - started))
+        kept.append(len(exact & {r for r, _ in dense.search(v, 50)[:10]}) / 10)
+    p50, p95 = _percentiles(exact_ms)
+    return {
+        "dense approximate: exact top 10 kept": f"{statistics.mean(kept):.3f}",
+        "dense exact (for comparison) p50 / p95": f"{p50} / {p95} ms",
+    }
 
 
 def _queries_from(corpus: Path) -> list[str]:
