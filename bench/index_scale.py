@@ -151,7 +151,7 @@ def _latency(searcher: LocalSearcher, queries: list[str], mode: str) -> tuple[fl
     return _percentiles(times)
 
 
-def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool, hotpot: Path | None, fts5: bool):
+def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool | str, hotpot: Path | None, fts5: bool):
     work.mkdir(parents=True, exist_ok=True)
     figures: dict[str, str] = {"passages": f"{n:,}", "dense": str(dense)}
     folder = work / f"corpus-{n}"
@@ -167,6 +167,8 @@ def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool, h
     else:
         folder = corpus.parent
         queries = _queries_from(corpus)
+    if kill_test == "only":
+        return figures | _kill_test(folder, work / f"index-{n}-killed", dense, n, queries[0])
     index_dir = work / f"index-{n}-{'dense' if dense else 'lexical'}"
     store.remove_index(index_dir)
     options = IndexOptions(dense=dense)
@@ -346,6 +348,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="a real JSONL corpus (id/title/text) instead of the synthetic one")
     parser.add_argument("--no-dense", action="store_true", help="lexical only")
     parser.add_argument("--kill-test", action="store_true", help="kill -9 an ingestion of the corpus, then resume")
+    parser.add_argument("--kill-only", action="store_true", help="the kill -9 test alone (synthetic corpus only)")
     parser.add_argument("--compare-fts5", action="store_true", help="also time SQLite FTS5 on the same tokens")
     parser.add_argument("--hotpot", type=Path, help="hotpotqa_dev_distractor_500 folder: held-out recall")
     args = parser.parse_args()

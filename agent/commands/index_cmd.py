@@ -33,7 +33,11 @@ def index_dir_from(settings, name: str | None, index: str | None) -> Path:
 
 def index(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders: .txt .md .html .pdf (pdf extra), .json/.jsonl.")
+        list[Path] | None,
+        typer.Argument(
+            help="Files or folders: .txt .md .html .pdf (pdf extra), .json, and .jsonl/.parquet (streamed; parquet "
+            "extra)."
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Index name (default: 'default').")] = None,
     index_opt: IndexOpt = None,
