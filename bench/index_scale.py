@@ -199,8 +199,6 @@ def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool | 
     figures["lexical segments"] = str(gen.lexical.num_segments)
     if gen.dense is not None:
         figures["dense segments"] = f"{len(gen.dense.parts)} ({[len(p[0]) for p in gen.dense.parts]} rows)"
-        if gen.dense.approximate:
-            figures |= _approximate_vs_exact(gen.dense, queries)
 
     extra = folder / "added-note.txt"
     steps = [
@@ -214,7 +212,7 @@ def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool | 
             r = update_index(index_dir, [folder], options)
         hits = [h.doc_id for h in searcher.search("Zanzibar quokkas", 3, "bm25")]
         figures[name] = (
-            f"{step.seconds:.2f} s, +{_mib(step.extra)} RSS ({r.files_added} added, {r.files_updated} updated, "
+            f"{step.seconds:.2f} s, +{_mib(max(0, step.extra))} RSS ({r.files_added} added, {r.files_updated} updated, "
             f"{r.files_removed} removed); found: {extra.name in ' '.join(hits)}"
         )
     searcher.close()
@@ -225,23 +223,6 @@ def run(n: int, work: Path, dense: bool, corpus: Path | None, kill_test: bool | 
     if hotpot is not None:
         figures |= _recall(hotpot, dense)
     return figures
-
-
-def _approximate_vs_exact(dense, queries: list[str]) -> dict[str, str]:
-    from deepsearch.tools.dense import load_embedder
-
-    kept, exact_ms = [], []
-    for q in queries:
-        v = load_embedder().embed([q])[0]
-        started = time.perf_counter()
-        exact = {r for r, _ in dense.search(v, 50, exact=True)[:10]}
-        exact_ms.append(1000 * (time.perf_counter() - started))
-        kept.append(len(exact & {r for r, _ in dense.search(v, 50)[:10]}) / 10)
-    p50, p95 = _percentiles(exact_ms)
-    return {
-        "dense approximate: exact top 10 kept": f"{statistics.mean(kept):.3f}",
-        "dense exact (for comparison) p50 / p95": f"{p50} / {p95} ms",
-    }
 
 
 def _queries_from(corpus: Path) -> list[str]:

@@ -246,15 +246,6 @@ def test_dense_segments_search_equals_the_full_matrix_product_and_compaction_kee
     for _ in range(5):
         q = rng.standard_normal(dim).astype(np.float32)
         assert index.search(q, 25) == _exact(vectors[live], rows[live], q, 25)
-    monkeypatch.setattr(dense_store, "APPROX_MIN_ROWS", 100)  # large segments: signs first, then rescored
-    approximate = dense_store.DenseIndex(folder, segments, dense_store.write_dead(folder, dead))
-    assert approximate.approximate and approximate.size == index.size
-    q = rng.standard_normal(dim).astype(np.float32)
-    monkeypatch.setattr(dense_store, "RESCORE_MIN", 10_000)  # every row a candidate: the exact answer
-    assert approximate.search(q, 25) == _exact(vectors[live], rows[live], q, 25)
-    monkeypatch.setattr(dense_store, "RESCORE_MIN", 60)
-    found = approximate.search(q, 25)
-    assert len(found) == 25 and not {r for r, _ in found} & set(dead.tolist())
 
 
 def test_dense_index_matches_the_exact_ranking_through_the_search_api(tmp_path):
