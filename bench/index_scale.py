@@ -333,7 +333,8 @@ def main() -> None:
     parser.add_argument("--compare-fts5", action="store_true", help="also time SQLite FTS5 on the same tokens")
     parser.add_argument("--hotpot", type=Path, help="hotpotqa_dev_distractor_500 folder: held-out recall")
     args = parser.parse_args()
-    figures = run(args.n, args.work, not args.no_dense, args.corpus, args.kill_test, args.hotpot, args.compare_fts5)
+    kill = "only" if args.kill_only else args.kill_test
+    figures = run(args.n, args.work, not args.no_dense, args.corpus, kill, args.hotpot, args.compare_fts5)
     print_table(f"index_scale {args.n:,} passages", list(figures.items()))
 
 

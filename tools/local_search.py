@@ -76,7 +76,7 @@ class _Moving(Exception):
     """The index changed while it was being opened; try again."""
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: bench/retrieval_quality.py caches rankings per generation
 class _Generation:
     """Everything one generation of search files needs; a query uses one of these throughout."""
 
