@@ -122,9 +122,8 @@ def read_documents(
     """Documents of one file's bytes. `root` makes file doc ids relative (stable when the folder moves); when
     another root's file already has that id, the root folder's name is put in front, else the full path."""
     suffix = path.suffix.lower()
-    if suffix in STREAMED_SUFFIXES:  # callers stream these; read whole only when asked to
-        batches = list(stream_records(path, fields, source=data))
-        return [d for b in batches for d in b.docs], [s for b in batches for s in b.skipped]
+    if suffix in STREAMED_SUFFIXES:
+        raise ValueError(f"{path}: read .jsonl/.parquet corpora with stream_records, not whole")
     if suffix == ".json":
         return _read_corpus(path, data, fields)
     if suffix == ".pdf":
@@ -238,15 +237,12 @@ def stream_records(
     offset: int = 0,
     record: int = 0,
     batch_records: int = 2000,
-    source: bytes | None = None,
 ) -> Iterator[RecordBatch]:
-    """Batches of a .jsonl or .parquet corpus from `offset` on (`source`: the file's bytes, already read)."""
+    """Batches of a .jsonl or .parquet corpus from `offset` on."""
     if path.suffix.lower() == ".parquet":
         yield from _stream_parquet(path, fields, offset, batch_records)
         return
-    import io
-
-    with io.BytesIO(source) if source is not None else path.open("rb") as f:
+    with path.open("rb") as f:
         f.seek(offset)
         records: list[tuple[str, object]] = []
         skipped: list[Skipped] = []
