@@ -274,8 +274,9 @@ def _kill_test(folder: Path, index_dir: Path, dense: bool, expected: int, query:
         "kill -9 at": f"{stored:,} of {expected:,} passages stored; while dead: {searchable:,} chunks searchable, "
         f"a query got {answered} hits",
         "resume": f"{resumed_s:.0f} s, {report.chunks_added:,} chunks added by the re-run",
-        "after resume": f"{docs:,} documents, {chunks:,} chunks, lexical {lexical:,}, dense {dense_rows:,}: "
-        f"{'every passage exactly once' if once else 'MISMATCH'}",
+        "after resume": f"{docs:,} documents, {chunks:,} chunks, lexical {lexical:,}"
+        + (f", dense {dense_rows:,}" if dense else "")
+        + f": {'every passage exactly once' if once else 'MISMATCH'}",
     }
 
 
