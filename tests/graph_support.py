@@ -157,7 +157,10 @@ def role_of_prompt(body: dict) -> str:
     text = "\n".join(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
     if "from your own knowledge" in body["messages"][0]["content"]:
         return "closed_book"
-    for needle, role in (("Rewrite the new question", "intake"), ("Break the question into", "planner"),
+    for needle, role in (("Write the outline of a research report", "outliner"),
+                         ("Verifier feedback on your draft", "section_reviser"),
+                         ("Write this section of a research report", "section_writer"),
+                         ("Rewrite the new question", "intake"), ("Break the question into", "planner"),
                          ("Revise the plan", "planner"),
                          ("Judge this round", "judge"), ("Answer the sub-goal in a few words", "drafter"),
                          ("Reviewer feedback", "reviser"), ("Answer the question from the evidence", "answerer"),
