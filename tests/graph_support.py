@@ -43,7 +43,7 @@ def judge_grades(request: LLMRequest) -> list[dict]:
 
 class ScriptedModel:
     """Replies per role (intake, planner, judge, drafter, answerer, reviser, verifier; reranker and evidence
-    with selection = rerank).
+    with selection = rerank; outliner, section_writer and section_reviser in report runs).
 
     A handler returns a dict (sent as JSON) or a string; defaults give a plain, successful run.
     Every request is kept in `calls` as (role, request).
@@ -121,6 +121,20 @@ class ScriptedModel:
         golds = re.findall(r"^- (.*)$", text, re.MULTILINE)
         same = answer is not None and answer.group(1).strip().lower() in {g.strip().lower() for g in golds}
         return {"reason": "compared with the gold", "verdict": "correct" if same else "incorrect"}
+
+    @staticmethod
+    def default_outliner(request: LLMRequest) -> dict:
+        steps = [re.sub(r"^\d+\.\s*", "", x) for x in section(request, "Research steps").splitlines() if x.strip()]
+        return {"title": "A report", "sections": [{"heading": s[:60], "purpose": s} for s in steps]}
+
+    @staticmethod
+    def default_section_writer(request: LLMRequest) -> dict:
+        """One sentence per evidence block: its first sentence, word for word, citing it."""
+        blocks = re.findall(r'<evidence id="(\d+)"[^>]*>\n(.*?)\n</evidence>', last_user(request), re.DOTALL)
+        return {"claims": [{"text": re.split(r"(?<=\.)\s", text.strip(), maxsplit=1)[0][:400],
+                            "citations": [int(n)]} for n, text in blocks]}  # fmt: skip
+
+    default_section_reviser = default_section_writer
 
     @staticmethod
     def default_verifier(request: LLMRequest) -> dict:

@@ -117,7 +117,8 @@ def finish(state: SectionState, runtime: Runtime[RunContext]) -> dict:
     ctx, section = runtime.context, state["section"]
     kept = state.get("kept") or []
     texts = {normalise_answer(c.text) for c in kept}
-    removed = [r for r in state.get("rejected") or [] if normalise_answer(r.text) not in texts]
+    removed = list({normalise_answer(r.text): r for r in state.get("rejected") or []
+                    if normalise_answer(r.text) not in texts}.values())  # once each, with its last verdict
     unverified = set(state.get("unverified") or [])
     claims = [WrittenClaim(text=c.text, citations=_ids(state, c), verified=c.text not in unverified) for c in kept]
     if state.get("failure"):
