@@ -13,8 +13,21 @@ _STYLE = ("body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem aut
           "li:target{background:#fff6d5}a{text-decoration:none}")  # fmt: skip
 
 
+_MARKS = re.compile(r"(?<= )((?:\[\d+\])+)(?=\s|$)", re.MULTILINE)  # " [1][3]" after a sentence of the report
+
+
+def _linked(markdown_text: str) -> str:
+    """The sections' citation marks as links to their entries in the sources list."""
+    body, sep, sources = markdown_text.partition("\n## Sources\n")
+
+    def link(m: re.Match) -> str:
+        return "".join(f"[\\[{n}\\]](#source-{n})" for n in re.findall(r"\d+", m.group(1)))
+
+    return _MARKS.sub(link, body) + sep + sources
+
+
 def render_html(markdown_text: str, title: str) -> str:
-    body = MarkdownIt("commonmark", {"html": False}).render(markdown_text)
+    body = MarkdownIt("commonmark", {"html": False}).render(_linked(markdown_text))
     # The sources list is the last ordered list: give its items the anchors the citations link to.
     head, sep, tail = body.rpartition("<h2>Sources</h2>")
     if sep:

@@ -35,11 +35,10 @@ def citations(numbers: dict[str, int], evidence: dict[str, Evidence]) -> list[Ci
             for i, n in numbers.items()]  # fmt: skip
 
 
-def section_body(result: SectionResult, numbers: dict[str, int], link: bool = False) -> str:
+def section_body(result: SectionResult, numbers: dict[str, int]) -> str:
     if not result.claims:
         return f"*{result.note or 'Nothing was found for this section.'}*"
-    marks = (lambda n: f"[\\[{n}\\]](#source-{n})") if link else (lambda n: f"[{n}]")
-    sentences = [f"{_one_line(c.text)} {''.join(marks(numbers[i]) for i in c.citations)}" for c in result.claims]
+    sentences = [f"{_one_line(c.text)} {''.join(f'[{numbers[i]}]' for i in c.citations)}" for c in result.claims]
     return "\n\n".join(" ".join(sentences[k : k + SENTENCES_PER_PARAGRAPH])
                        for k in range(0, len(sentences), SENTENCES_PER_PARAGRAPH))  # fmt: skip
 
@@ -49,13 +48,11 @@ def render_markdown(
     sections: dict[str, SectionResult],
     evidence: dict[str, Evidence],
     footer: str,
-    link: bool = False,
 ) -> str:
-    """`link`: citations as links to their source entry (for the HTML rendering)."""
     numbers = number_sources(outline, sections)
     parts = [f"# {_one_line(outline.title)}"]
     for entry in outline.sections:
-        parts.append(f"## {entry.heading}\n\n{section_body(sections[entry.id], numbers, link)}")
+        parts.append(f"## {entry.heading}\n\n{section_body(sections[entry.id], numbers)}")
     sources = []
     for i, n in numbers.items():
         ev = evidence[i]
