@@ -123,6 +123,8 @@ def ask(
         print(result.model_dump_json(indent=2))
     elif request is not None:
         write_report(result, report_format, report_file)
+        where = f"report written to {report_file}" if report_file else "report"
+        print(f"{where}: {report_summary(result)}", file=sys.stderr)
     else:
         print_result(Console(), result)
 
@@ -166,22 +168,24 @@ def write_report(result: AskResult, fmt: str, path: Path | None) -> None:
     if path is None:
         sys.stdout.write(text)
         sys.stdout.flush()
-    else:
-        if not path.parent.is_dir():
-            raise UsageError(f"cannot write the report: folder {path.parent} does not exist")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise UsageError(f"cannot write the report to {path}: {e.strerror or e}") from None
+        return
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write the report: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write the report to {path}: {e.strerror or e}") from None
+
+
+def report_summary(result: AskResult) -> str:
     info = result.report
-    if info is not None:
-        where = f"report written to {path}" if path else "report"
-        print(f"{where}: {info.cited_sentences} cited sentence(s), {info.verified_sentences} verified, "
-              f"{info.removed_sentences} removed, {info.sources} source(s) · {result.termination} · "
-              f"trace {result.trace_id}", file=sys.stderr)  # fmt: skip
+    if info is None:
+        return f"no report: {result.termination}"
+    return (f"{info.cited_sentences} cited sentence(s), {info.verified_sentences} verified, {info.removed_sentences} "
+            f"removed, {info.sources} source(s) · {result.termination} · trace {result.trace_id}")  # fmt: skip
 
 
 def _stderr_line(line: str) -> None:
@@ -224,8 +228,12 @@ def _progress_printer(console: Console):
 
 
 def print_result(console: Console, result: AskResult) -> None:
-    console.print(Panel(Markdown(result.answer or "(no answer)"), title=result.question, subtitle=result.termination))
-    for c in result.citations:
+    if result.report is not None:  # a report carries its own sources list and footer
+        console.print(Markdown(result.answer))
+    else:
+        console.print(Panel(Markdown(result.answer or "(no answer)"), title=result.question,
+                            subtitle=result.termination))  # fmt: skip
+    for c in result.citations if result.report is None else []:
         quote = " ".join(c.quote.split())
         console.print(f"[bold][{c.n}][/bold] {c.source}\n    [dim]{quote[:200]}{'…' if len(quote) > 200 else ''}[/dim]")
     for note in result.notes:
