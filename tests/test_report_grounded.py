@@ -12,6 +12,8 @@ from deepsearch.agent.config import load_settings
 from deepsearch.agent.eval.datasets import Dataset, load_dataset
 from deepsearch.agent.eval.pool import pooled_index
 from deepsearch.agent.report.models import ReportRequest
+from deepsearch.traces.labels import step_labels
+from deepsearch.traces.messages import to_messages
 from deepsearch.traces.reader import find_log, load_trajectory
 
 from tests.fakes.grounded_reader import GroundedReader
@@ -75,3 +77,15 @@ async def test_every_cited_sentence_of_a_report_is_supported_and_slips_are_remov
     sources = result.answer.split("\n## Sources\n")[1]
     assert [int(n) for n in re.findall(r"^(\d+)\. \*\*", sources, re.M)] == list(range(1, len(quotes) + 1))
     assert info.sources == len(quotes) and info.verified_sentences == info.cited_sentences
+    # Step labels a trainer can select report-writer records by.
+    labels = step_labels(traj)
+    drafts = [labels[s.index] for s in traj.llm_calls() if s.role in ("section_writer", "section_reviser")]
+    assert {d["section"] for d in drafts} == {s.id for s in info.sections}
+    revised = [d for d in drafts if d["revised"]]
+    assert revised and all(d["claims_supported"] < d["claims"] for d in revised)  # the slip made each revise
+    assert all(d["section_status"] == "written" for d in drafts)
+    # As SFT data: the report body cites the conversation's passages, and every citation resolves.
+    sample = to_messages(traj)
+    assert sample["grounding"] == [], sample["grounding"]
+    final = sample["messages"][-1]["content"]
+    assert "## Sources" not in final and "trace:" not in final and "\nSources:\n[" in final
