@@ -8,6 +8,8 @@ import re
 
 from markdown_it import MarkdownIt
 
+from .markdown import SOURCES_HEADING
+
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;line-height:1.5}"
           "blockquote{color:#555;border-left:3px solid #ccc;margin:.3rem 0;padding-left:.8rem}"
           "li:target{background:#fff6d5}a{text-decoration:none}")  # fmt: skip
@@ -18,7 +20,7 @@ _MARKS = re.compile(r"(?<= )((?:\[\d+\])+)(?=\s|$)", re.MULTILINE)  # " [1][3]" 
 
 def _linked(markdown_text: str) -> str:
     """The sections' citation marks as links to their entries in the sources list."""
-    body, sep, sources = markdown_text.partition("\n## Sources\n")
+    body, sep, sources = markdown_text.partition(SOURCES_HEADING)
 
     def link(m: re.Match) -> str:
         return "".join(f"[\\[{n}\\]](#source-{n})" for n in re.findall(r"\d+", m.group(1)))

@@ -12,6 +12,7 @@ from .models import Outline
 
 QUOTE_TOKENS = 120  # of each source's passage in the sources list
 SENTENCES_PER_PARAGRAPH = 4
+SOURCES_HEADING = "\n## Sources\n"  # what follows is the sources list, then the footer
 
 
 def _one_line(text: str) -> str:
@@ -60,6 +61,6 @@ def render_markdown(
         quote = _one_line(truncate_to_tokens(ev.text, QUOTE_TOKENS))
         indent = " " * len(f"{n}. ")  # the quote must sit inside its list item
         sources.append(f"{n}. **{title}** — `{ev.source}`\n\n{indent}> {quote}")
-    parts.append("## Sources\n\n" + ("\n".join(sources) if sources else "*No source is cited.*"))
+    parts.append(SOURCES_HEADING.lstrip("\n") + "\n" + ("\n".join(sources) if sources else "*No source is cited.*"))
     parts.append(f"---\n\n{footer}")
     return "\n\n".join(parts) + "\n"

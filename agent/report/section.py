@@ -29,6 +29,7 @@ from .models import Section, SectionDraft, SectionTask
 
 NOTHING_FOUND = "Research found no evidence for this section."
 NOTHING_VERIFIED = "No sentence of this section could be verified against its sources."
+NOTHING_SAID = "The evidence found says nothing on this section's purpose."
 
 
 class SectionState(TypedDict, total=False):
@@ -126,7 +127,9 @@ def finish(state: SectionState, runtime: Runtime[RunContext]) -> dict:
     elif claims:
         status, note = "written", ""
     else:
-        status, note = "empty", NOTHING_FOUND if not state["evidence"] else NOTHING_VERIFIED
+        drafted = state.get("rejected") or state.get("draft_claims")
+        status = "empty"
+        note = NOTHING_FOUND if not state["evidence"] else NOTHING_VERIFIED if drafted else NOTHING_SAID
     result = SectionResult(id=section.id, status=status, claims=claims, removed=removed,
                            revised=bool(state.get("revision")), note=note)  # fmt: skip
     ctx.record("report", stage="section", section=section.id, status=status,
