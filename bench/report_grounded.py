@@ -92,10 +92,10 @@ async def _write(question, reader, settings, index: Path, words: int):
 
 
 def run(data: Path | str, ids: Path | None = None, limit: int | None = 5, words: int = 800,
-        miscite: bool = True) -> dict[str, Any]:  # fmt: skip
+        miscite: bool = True, verify: bool = True) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="report-grounded-") as tmp:
         paths = {"traces.dir": f"{tmp}/traces", "agent.checkpoint_db": f"{tmp}/ckpt.sqlite", "agent.web": False,
-                 "agent.detect_ambiguity": False, "agent.max_rounds": 3}  # fmt: skip
+                 "agent.detect_ambiguity": False, "agent.max_rounds": 3, "agent.verify": verify}  # fmt: skip
         settings = load_settings(overrides=paths).settings
         dataset = load_dataset(str(data), settings.eval.data_dir)
         questions = select(dataset.questions, ids, limit)
@@ -109,7 +109,7 @@ def run(data: Path | str, ids: Path | None = None, limit: int | None = 5, words:
                          "wall_s": round(time.monotonic() - started, 2)})  # fmt: skip
     cited = sum(r["cited_sentences"] for r in rows)
     return {
-        "data": dataset.name, "questions": len(rows), "miscite": miscite,
+        "data": dataset.name, "questions": len(rows), "miscite": miscite, "verify": verify,
         "cited_sentences": cited,
         "supported_share": sum(r["supported_sentences"] for r in rows) / cited if cited else 0.0,
         "removed_unsupported": sum(r["removed_unsupported"] for r in rows),
@@ -130,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=5, help="at most this many questions (default 5)")
     parser.add_argument("--words", type=int, default=800, help="the reports' target length")
     parser.add_argument("--no-miscite", action="store_true", help="a writer that never mis-cites")
+    parser.add_argument("--no-verify", action="store_true", help="verification off (what it catches stays)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     try:
-        f = run(args.data, args.ids, args.limit, args.words, miscite=not args.no_miscite)
+        f = run(args.data, args.ids, args.limit, args.words, miscite=not args.no_miscite, verify=not args.no_verify)
     except UsageError as e:
         print(f"python -m bench.report_grounded: error: {e}", file=sys.stderr)
         return 2

@@ -89,3 +89,16 @@ async def test_every_cited_sentence_of_a_report_is_supported_and_slips_are_remov
     assert sample["grounding"] == [], sample["grounding"]
     final = sample["messages"][-1]["content"]
     assert "## Sources" not in final and "trace:" not in final and "\nSources:\n[" in final
+
+
+async def test_with_verification_off_the_footer_says_nothing_was_verified(tmp_path, data):
+    reader = GroundedReader.from_dataset(data, miscite=True)
+    q = next(q for q in data.questions if len(reader.question(q.question).hops) >= 2)
+    result, _ = await write_report(tmp_path, data, reader, q, max_rounds=3, verify=False)
+    info = result.report
+    pairs = cited_sentences(result)
+    quotes = {c.n: c.quote for c in result.citations}
+    unsupported = [s for s, ns in pairs if not reader.supports(q.question, s, [(n, "", quotes[n]) for n in ns])]
+    assert unsupported  # the slips stay when nothing checks them
+    assert info.verified_sentences == 0 and info.cited_sentences == len(pairs)
+    assert f"0 of {len(pairs)} cited sentences verified" in result.answer
