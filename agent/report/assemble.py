@@ -26,7 +26,7 @@ def sentences_per_section(request: ReportRequest, sections: int) -> int:
 
 
 def section_tasks(state: ResearchState) -> list[Send]:
-    request: ReportRequest = state["report"]
+    request = ReportRequest.model_validate(state["report"])  # a LangGraph server client sends it as JSON
     outline = final_outline(state)
     by_subgoal = dict(zip((state.get("results") or {}), evidence_by_subgoal(state), strict=True))
     per_section = sentences_per_section(request, len(outline.sections))

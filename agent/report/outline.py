@@ -68,7 +68,8 @@ async def outline(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     steps = "\n".join(f"{k}. {sg.question}" for k, sg in enumerate(subgoals, 1))
     fallback = OutlineReply.model_construct(title=question, sections=[])
     outcome = await ctx.structured(
-        "outline", OutlineReply, role="outliner", fallback=fallback, max_tokens=400, question=question, steps=steps
+        "outline", OutlineReply, role="outliner", fallback=fallback, max_tokens=min(400, 80 + 60 * len(subgoals)),
+        question=question, steps=steps,
     )
     result = outline_from_reply(question, subgoals, outcome.value)
     notes = [f"outliner failed ({outcome.error}): headings are the sub-goals' questions"] if outcome.error else []
