@@ -25,7 +25,6 @@ _STOP = {"the", "a", "an", "of", "in", "on", "at", "to", "and", "or", "is", "was
          "as", "that", "this", "it", "its", "from", "be", "has", "had", "have"}  # fmt: skip
 QUOTE_COVERAGE = 0.85  # share of a claim's content words the cited evidence must hold to settle it unasked
 QUOTE_MATCH = 92  # or: fuzzy match of the whole claim inside the cited evidence (0-100)
-UNVERIFIED = "verification off"
 
 
 class ClaimVerdict(BaseModel):
@@ -92,7 +91,7 @@ async def check_claims(
         if not c.citations:
             ok, reason = False, "cites no evidence"
         elif not ctx.agent.verify:
-            ok, reason = True, UNVERIFIED
+            ok, reason = True, "verification off"
         elif i in settled:
             ok, reason = True, "stated in the cited evidence (every name and number, and its words)"
         elif i in verdicts:

@@ -4,7 +4,7 @@ against what it cites, revise once, then remove what is still unsupported.
 START ─▶ write ─▶ check ─▶ finish ─▶ END
            ▲        │ revise once
            └────────┘
-Sections run in parallel (report.route_sections sends one branch each). A branch that fails (the writer's
+Sections run in parallel (dispatch sends one branch each: assemble.section_tasks). A branch that fails (the writer's
 call failed, or anything raised) ends as a `failed` section: the rest of the report stands.
 """
 
@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from ..belief import normalise_answer
-from ..claim_check import UNVERIFIED, check_claims
+from ..claim_check import check_claims
 from ..context import RunContext
 from ..events import NodeEvent, VerdictEvent
 from ..evidence import format_evidence
@@ -42,7 +42,6 @@ class SectionState(TypedDict, total=False):
     draft_claims: list[AnswerClaim]  # the latest draft's sentences
     kept: list[AnswerClaim]  # verified sentences (citation numbers index `evidence`, 1-based)
     rejected: list[RemovedClaim]  # every sentence a verification turned down
-    unverified: list[str]  # sentences kept unchecked (agent.verify is off)
     feedback: str | None
     failure: str | None
     sections: Annotated[dict[str, SectionResult], merge_dicts]  # the output, merged into the run's state
@@ -67,7 +66,7 @@ def _feedback(rejected: list[tuple[AnswerClaim, str]], kept: list[AnswerClaim]) 
 async def write(state: SectionState, runtime: Runtime[RunContext]) -> Command[Literal["check", "finish"]]:
     ctx, section = runtime.context, state["section"]
     if not state["evidence"]:
-        return Command(goto="finish", update={"failure": None})
+        return Command(goto="finish")
     revision = state.get("revision", 0)
     ctx.emit(NodeEvent(node=f"section {section.id}", phase="started"))
     text, shown = format_evidence(state["evidence"])
@@ -103,11 +102,10 @@ async def check(state: SectionState, runtime: Runtime[RunContext]) -> Command[Li
     except Exception as e:  # noqa: BLE001
         return Command(goto="finish", update={"failure": f"{type(e).__name__}: {e}"[:300]})
     kept += [k.claim for k in checks if k.supported]
-    unverified = [*(state.get("unverified") or []), *(k.claim.text for k in checks if k.reason == UNVERIFIED)]
     bad = [(k.claim, k.reason) for k in checks if not k.supported]
     rejected = [*(state.get("rejected") or []),
                 *(RemovedClaim(text=c.text, citations=_ids(state, c), reason=f"unsupported: {r}") for c, r in bad)]
-    update = {"kept": kept, "rejected": rejected, "unverified": unverified}
+    update = {"kept": kept, "rejected": rejected}
     if bad and not state.get("revision"):
         ctx.emit(VerdictEvent(target=f"section {section.id}", decision="revise", rationale=f"{len(bad)} unsupported"))
         return Command(goto="write", update=update | {"revision": 1, "feedback": _feedback(bad, kept)})
@@ -120,8 +118,7 @@ def finish(state: SectionState, runtime: Runtime[RunContext]) -> dict:
     texts = {normalise_answer(c.text) for c in kept}
     removed = list({normalise_answer(r.text): r for r in state.get("rejected") or []
                     if normalise_answer(r.text) not in texts}.values())  # once each, with its last verdict
-    unverified = set(state.get("unverified") or [])
-    claims = [WrittenClaim(text=c.text, citations=_ids(state, c), verified=c.text not in unverified) for c in kept]
+    claims = [WrittenClaim(text=c.text, citations=_ids(state, c), verified=ctx.agent.verify) for c in kept]
     if state.get("failure"):
         status, note = "failed", state["failure"]
     elif claims:
