@@ -74,7 +74,7 @@ async def assemble(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     trace_id = ctx.recorder.id if ctx.recorder is not None else None
     footer = _footer(info, termination, trace_id)
     if not cited:
-        footer = f"**{EMPTY_REPORT}** The sources searched held nothing the verifier accepted.\n\n{footer}"
+        footer = f"**{EMPTY_REPORT}** Each section above says why.\n\n{footer}"
     markdown = render_markdown(outline, sections, evidence, footer)
     if lost := missing_headings(outline, markdown):
         notes.append(f"headings missing from the report: {', '.join(lost)}")

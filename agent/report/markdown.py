@@ -60,7 +60,8 @@ def render_markdown(
         title = _one_line(ev.title) or ev.source
         quote = _one_line(truncate_to_tokens(ev.text, QUOTE_TOKENS))
         indent = " " * len(f"{n}. ")  # the quote must sit inside its list item
-        sources.append(f"{n}. **{title}** — `{ev.source}`\n\n{indent}> {quote}")
+        source = ev.source.replace("`", "'")  # a backtick would end the code span
+        sources.append(f"{n}. **{title}** — `{source}`\n\n{indent}> {quote}")
     parts.append(SOURCES_HEADING.lstrip("\n") + "\n" + ("\n".join(sources) if sources else "*No source is cited.*"))
     parts.append(f"---\n\n{footer}")
     return "\n\n".join(parts) + "\n"
