@@ -112,7 +112,9 @@ class IndexSettings(Section):
     dir: Path = Field(default_factory=lambda: _data_dir("indexes"), description="where named indexes live")
     chunk_tokens: int = Field(256, ge=16, le=8192, description="upper bound on tokens per chunk (tiktoken)")
     overlap_tokens: int = Field(32, ge=0, description="tokens of trailing sentences repeated in the next chunk")
-    max_file_mb: float = Field(64.0, gt=0, description="files larger than this are skipped and counted")
+    max_file_mb: float = Field(
+        64.0, gt=0, description="files larger than this are skipped and counted (jsonl/parquet are streamed: any size)"
+    )
     id_field: str = Field("id", description="json/jsonl corpora: the key holding the document id")
     title_field: str = Field("title", description="json/jsonl corpora: the key holding the title")
     text_field: str = Field("text", description="json/jsonl corpora: the key holding the text")
@@ -130,6 +132,9 @@ class IndexSettings(Section):
         0.5, ge=0, description="weight of the dense ranking in hybrid fusion, bm25 = 1 (tuned with rrf_k)"
     )
     per_doc: int = Field(2, ge=0, description="at most this many chunks of one document per result list; 0 = any")
+    commit_chunks: int = Field(
+        50_000, ge=1, description="indexing: changed chunks between two updates of the search files (searchable then)"
+    )
 
 
 class CacheSettings(Section):

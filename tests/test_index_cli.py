@@ -52,7 +52,7 @@ def test_index_then_search_json_with_custom_fields(cli_env, corpus: Path):
     stats = _run(cli_env, "index", "--stats", "--name", "t", "--json")
     figures = json.loads(stats.stdout)
     assert figures["documents"] == 3 and figures["chunks"] == 3 and figures["size_bytes"] > 0 and figures["tokens"] > 0
-    assert figures["generation"] == 1 and figures["bm25s_version"]  # the unchanged re-run wrote no new search files
+    assert figures["generation"] == 1 and figures["tantivy_version"]  # the unchanged re-run wrote no new search files
 
     human = _run(cli_env, "search", "river in Europe", "--index", "t", "--mode", "bm25")
     assert human.returncode == 0 and "1. Danube" in human.stdout and "mode bm25" in human.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -135,10 +136,10 @@ def test_duplicate_ids_across_files_are_skipped(tmp_path: Path):
     [
         lambda d: (d / "manifest.json").write_text("{not json"),
         lambda d: (d / "manifest.json").write_text(
-            (d / "manifest.json").read_text().replace('"version": 1', '"version": 99')
+            (d / "manifest.json").read_text().replace(f'"version": {store.FORMAT_VERSION}', '"version": 99')
         ),
         lambda d: (d / "chunks.sqlite").write_bytes(b"garbage" * 100),
-        lambda d: (d / "search" / "rows.npy").unlink(),
+        lambda d: shutil.rmtree(d / "search" / "lexical"),
         lambda d: (d / "manifest.json").unlink(),
     ],
     ids=["bad-json", "version", "sqlite", "search-files", "no-manifest"],

@@ -10,11 +10,11 @@ import sys
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 from deepsearch.agent import cli
 from deepsearch.tools import index_store as store
 from deepsearch.tools import local_index
+from deepsearch.tools.lexical import LexicalWriter
 from deepsearch.tools.local_index import IndexOptions, update_index
 from deepsearch.tools.local_search import LocalSearcher
 
@@ -58,20 +58,18 @@ def one_line(code: int, err: str, idx: Path, why: str) -> None:
 def test_disk_full_while_building_the_search_files(built, monkeypatch, capsys):
     docs, idx = built
     (docs / "c.txt").write_text("Capybaras are the largest rodents.\n")
-    real_save = np.save
+    real_commit = LexicalWriter.commit
 
-    def full(path, *a, **kw):
-        if Path(path).name == "rows.npy" and "search.new" in str(path):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_save(path, *a, **kw)
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device", str(idx / "search" / "lexical"))
 
-    monkeypatch.setattr(np, "save", full)
+    monkeypatch.setattr(LexicalWriter, "commit", full)
     code, err = run_cli(monkeypatch, capsys, "index", str(docs), "--index", str(idx), "--no-dense")
     one_line(code, err, idx, "No space left on device")
     assert_previous_index_searches(idx)
     assert (idx / store.STALE).exists()
 
-    monkeypatch.setattr(np, "save", real_save)  # space freed: the next run rebuilds though every file is unchanged
+    monkeypatch.setattr(LexicalWriter, "commit", real_commit)  # space freed: the next run syncs though nothing changed
     report = update_index(idx, [docs], BM25_ONLY)
     assert (report.files_unchanged, report.files_added) == (3, 0)
     assert LocalSearcher(idx).search("capybaras", k=1)[0].doc_id == "c.txt"

@@ -11,7 +11,6 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
 import pytest
 from deepsearch.tools import index_store as store
 from deepsearch.tools.local_index import IndexOptions, update_index
@@ -158,13 +157,13 @@ def test_searcher_opening_while_search_files_are_swapped_retries(built, monkeypa
     assert len(calls) >= 4 and searcher.search("aardvarks", k=1)[0].doc_id == "a.txt"
 
 
-def test_manifest_records_the_bm25s_version_and_a_mismatch_is_named(built):
+def test_manifest_records_the_tantivy_version_and_a_mismatch_is_named(built):
     docs, idx = built
     manifest = store.read_manifest(idx)
-    assert manifest.bm25s_version == version("bm25s")
-    (idx / store.MANIFEST).write_text(manifest.model_copy(update={"bm25s_version": "0.0.1"}).model_dump_json())
-    (idx / store.SEARCH_DIR / "bm25" / "params.index.json").write_text('{"k1": 1.5, "future_option": 1}')
-    with pytest.raises(store.IndexCorrupt, match=rf"written by bm25s 0\.0\.1, this is bm25s {version('bm25s')}"):
+    assert manifest.tantivy_version == version("tantivy")
+    (idx / store.MANIFEST).write_text(manifest.model_copy(update={"tantivy_version": "0.0.1"}).model_dump_json())
+    (idx / store.SEARCH_DIR / "lexical" / "meta.json").write_text('{"index_settings": "from the future"}')
+    with pytest.raises(store.IndexCorrupt, match=rf"written by tantivy 0\.0\.1, this is tantivy {version('tantivy')}"):
         LocalSearcher(idx)
 
 
@@ -172,5 +171,7 @@ def test_search_meta_names_the_build_and_count(built):
     docs, idx = built
     meta = store.read_search_meta(idx / store.SEARCH_DIR)
     manifest = store.read_manifest(idx)
-    assert meta == store.SearchMeta(build_id=manifest.build_id, search_id=manifest.search_id, chunks=2)
-    assert len(np.load(idx / store.SEARCH_DIR / "rows.npy")) == 2
+    assert (meta.build_id, meta.search_id, meta.chunks) == (manifest.build_id, manifest.search_id, 2)
+    with sqlite3.connect(idx / store.STORE) as conn:
+        assert meta.lexical_row == conn.execute("SELECT max(row) FROM chunks").fetchone()[0]
+    assert LocalSearcher(idx)._current().lexical.num_docs == 2

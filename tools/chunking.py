@@ -87,7 +87,8 @@ def chunk_text(doc_id: str, text: str, options: ChunkingOptions | None = None) -
     spans = split_sentences(text)
     if not spans:
         return []
-    counts = [len(ids) for ids in encoding().encode_ordinary_batch([text[s:e] for s, e in spans])]
+    enc = encoding()  # one call per sentence: encode_ordinary_batch starts a thread pool per call (~2 ms a document)
+    counts = [len(enc.encode_ordinary(text[s:e])) for s, e in spans]
     units: list[tuple[int, int, int]] = []  # sentences, or pieces of over-long ones
     for (s, e), n in zip(spans, counts, strict=True):
         units.extend(_cut_long_sentence(text, s, e, options.max_tokens) if n > options.max_tokens else [(s, e, n)])

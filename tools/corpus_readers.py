@@ -8,6 +8,9 @@ loop ends. A symlink inside a folder that leads outside every folder being index
 read ~/.ssh through a link someone left there. A file named on the command line is always read.
 HTML is extracted in the hard-timeout worker pool (worker_pool.py), as fetched pages are: a page that
 sends trafilatura into a loop costs `timeout_s` and a worker, not the whole run.
+JSONL and Parquet corpora are streamed (`stream_records`): read in batches of records from a position
+(a byte offset, a record number), never whole, so a Wikipedia-sized dump of one file needs no more memory
+than a batch, and a run that was killed resumes at the last committed batch.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from .worker_pool import WorkerCrashed, WorkerTimeout, shared_pool
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
-CORPUS_SUFFIXES = {".json", ".jsonl"}
+STREAMED_SUFFIXES = {".jsonl", ".parquet"}
+CORPUS_SUFFIXES = {".json"} | STREAMED_SUFFIXES
 PDF_SUFFIXES = {".pdf"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | CORPUS_SUFFIXES | PDF_SUFFIXES
 _BINARY_SNIFF_BYTES = 8192
@@ -118,7 +122,10 @@ def read_documents(
     """Documents of one file's bytes. `root` makes file doc ids relative (stable when the folder moves); when
     another root's file already has that id, the root folder's name is put in front, else the full path."""
     suffix = path.suffix.lower()
-    if suffix in CORPUS_SUFFIXES:
+    if suffix in STREAMED_SUFFIXES:  # callers stream these; read whole only when asked to
+        batches = list(stream_records(path, fields, source=data))
+        return [d for b in batches for d in b.docs], [s for b in batches for s in b.skipped]
+    if suffix == ".json":
         return _read_corpus(path, data, fields)
     if suffix == ".pdf":
         try:
@@ -189,35 +196,99 @@ def _read_pdf(data: bytes) -> tuple[str, str]:
 
 
 def _read_corpus(path: Path, data: bytes, fields: CorpusFields) -> tuple[list[SourceDocument], list[Skipped]]:
-    text = data.decode("utf-8", errors="replace")
-    skipped: list[Skipped] = []
-    if path.suffix.lower() == ".jsonl":
-        records: list[tuple[str, object]] = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append((f"{path}:{n}", json.loads(line)))
-            except (ValueError, RecursionError) as e:
-                skipped.append(Skipped(path=f"{path}:{n}", reason=f"invalid JSON: {_json_problem(e)}"))
-    else:
-        try:
-            loaded = json.loads(text)
-        except (ValueError, RecursionError) as e:
-            return [], [Skipped(path=str(path), reason=f"invalid JSON: {_json_problem(e)}")]
-        items = loaded if isinstance(loaded, list) else [loaded]
-        records = [(f"{path}[{i}]", item) for i, item in enumerate(items)]
+    """A .json file: one record or a list of them."""
+    try:
+        loaded = json.loads(data.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as e:
+        return [], [Skipped(path=str(path), reason=f"invalid JSON: {_json_problem(e)}")]
+    items = loaded if isinstance(loaded, list) else [loaded]
+    docs, skipped = _documents([(f"{path}[{i}]", item) for i, item in enumerate(items)], fields, str(path))
+    if not docs and not skipped:
+        skipped.append(Skipped(path=str(path), reason="no records"))
+    return docs, skipped
 
+
+def _documents(
+    records: list[tuple[str, object]], fields: CorpusFields, default_source: str
+) -> tuple[list[SourceDocument], list[Skipped]]:
     docs: list[SourceDocument] = []
+    skipped: list[Skipped] = []
     for where, record in records:
-        doc = _record_document(record, fields, default_source=str(path))
+        doc = _record_document(record, fields, default_source)
         if isinstance(doc, str):
             skipped.append(Skipped(path=where, reason=doc))
         else:
             docs.append(doc)
-    if not docs and not skipped:
-        skipped.append(Skipped(path=str(path), reason="no records"))
     return docs, skipped
+
+
+class RecordBatch(BaseModel):
+    """Documents of consecutive records, and where the next batch starts."""
+
+    docs: list[SourceDocument]
+    skipped: list[Skipped]
+    offset: int = Field(description="jsonl: byte offset after the batch; parquet: records read")
+    record: int = Field(description="records (jsonl: lines) read so far, for messages")
+    bytes_read: int = Field(description="for progress: bytes of the file behind this batch (parquet: estimated)")
+
+
+def stream_records(
+    path: Path,
+    fields: CorpusFields,
+    offset: int = 0,
+    record: int = 0,
+    batch_records: int = 2000,
+    source: bytes | None = None,
+) -> Iterator[RecordBatch]:
+    """Batches of a .jsonl or .parquet corpus from `offset` on (`source`: the file's bytes, already read)."""
+    if path.suffix.lower() == ".parquet":
+        yield from _stream_parquet(path, fields, offset, batch_records)
+        return
+    import io
+
+    with io.BytesIO(source) if source is not None else path.open("rb") as f:
+        f.seek(offset)
+        records: list[tuple[str, object]] = []
+        skipped: list[Skipped] = []
+        for line in f:
+            record += 1
+            if line.strip():
+                try:
+                    records.append((f"{path}:{record}", json.loads(line.decode("utf-8", errors="replace"))))
+                except (ValueError, RecursionError) as e:
+                    skipped.append(Skipped(path=f"{path}:{record}", reason=f"invalid JSON: {_json_problem(e)}"))
+            if len(records) + len(skipped) >= batch_records:
+                docs, bad = _documents(records, fields, str(path))
+                position = f.tell()
+                yield RecordBatch(docs=docs, skipped=skipped + bad, offset=position, record=record, bytes_read=position)
+                records, skipped = [], []
+        docs, bad = _documents(records, fields, str(path))
+        position = f.tell()
+        yield RecordBatch(docs=docs, skipped=skipped + bad, offset=position, record=record, bytes_read=position)
+
+
+def _stream_parquet(path: Path, fields: CorpusFields, start: int, batch_records: int) -> Iterator[RecordBatch]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError(f"cannot read {path}: Parquet needs pyarrow (pip install 'deepsearch[parquet]')") from None
+    try:
+        reader = pq.ParquetFile(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError and more on a damaged file
+        yield RecordBatch(docs=[], skipped=[Skipped(path=str(path), reason=f"unreadable Parquet: {e}")], offset=0,
+                          record=0, bytes_read=0)  # fmt: skip
+        return
+    names = set(reader.schema_arrow.names)
+    columns = [c for c in dict.fromkeys([fields.id, fields.title, fields.text, "url"]) if c in names]
+    total, size, seen = max(reader.metadata.num_rows, 1), path.stat().st_size, 0
+    for batch in reader.iter_batches(batch_size=batch_records, columns=columns):
+        first, seen = seen, seen + batch.num_rows
+        if seen <= start:
+            continue
+        skip = max(0, start - first)
+        records = [(f"{path}[{first + skip + i}]", r) for i, r in enumerate(batch.to_pylist()[skip:])]
+        docs, skipped = _documents(records, fields, str(path))
+        yield RecordBatch(docs=docs, skipped=skipped, offset=seen, record=seen, bytes_read=size * seen // total)
 
 
 def _json_problem(e: ValueError | RecursionError) -> str:

@@ -1,19 +1,22 @@
 """The on-disk layout of a local index and its integrity checks.
 
     <index dir>/manifest.json   format, version, settings, counts, build and search ids (written last)
-    <index dir>/chunks.sqlite   sources (path, sha256), documents, chunks (text, offsets, neighbours, vector)
-    <index dir>/search/         bm25s index, row ids, the dense matrix and meta.json, rebuilt from the store
-    <index dir>/search.stale    present while the store may be ahead of search/: the next update rebuilds it
+    <index dir>/chunks.sqlite   sources (path, sha256, size, mtime), documents, chunks (text, offsets, neighbours),
+                                dropped (rows deleted from the store, until the search files forget them),
+                                partial (how far a streamed file has been read, so a killed run resumes there)
+    <index dir>/search/         lexical/ (tantivy), dense/ (vector segments) and meta.json, which names the dense
+                                segments and the last row each half of search/ covers (see search_sync.py)
+    <index dir>/search.stale    present while the store may be ahead of search/: the next update catches up
     <index dir>/write.lock      flock()ed by the one writer at a time (see write_lock)
 
 Chunk row ids are AUTOINCREMENT: a row id in some generation's search files names that chunk or none,
 never a later one. Anything missing, unparsable or from another format version raises IndexCorrupt,
-whose message says to run with --rebuild.
+whose message says to run with --rebuild (indexes of format 1, whose search files were rebuilt whole on
+every change, are refused that way).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
@@ -21,12 +24,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from deepsearch.agent.errors import DeepsearchError, UsageError
 from pydantic import BaseModel, ValidationError
 
 FORMAT = "deepsearch-local-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 STORE = "chunks.sqlite"
 SEARCH_DIR = "search"
@@ -36,19 +38,37 @@ SEARCH_META = "meta.json"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
-    path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, indexed_at TEXT NOT NULL
+    path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, indexed_at TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL, read_ns INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, source_path TEXT NOT NULL, title TEXT NOT NULL, source TEXT NOT NULL,
-    n_chunks INTEGER NOT NULL
+    n_chunks INTEGER NOT NULL, digest TEXT NOT NULL, pass INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dropped (row INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS partial (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, offset INTEGER NOT NULL,
+    record INTEGER NOT NULL, pass INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0), documents INTEGER NOT NULL, chunks INTEGER NOT NULL, tokens INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (0, 0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS documents_in AFTER INSERT ON documents BEGIN
+    UPDATE totals SET documents = documents + 1; END;
+CREATE TRIGGER IF NOT EXISTS documents_out AFTER DELETE ON documents BEGIN
+    UPDATE totals SET documents = documents - 1; END;
+CREATE TRIGGER IF NOT EXISTS chunks_in AFTER INSERT ON chunks BEGIN
+    UPDATE totals SET chunks = chunks + 1, tokens = tokens + NEW.tokens; END;
+CREATE TRIGGER IF NOT EXISTS chunks_out AFTER DELETE ON chunks BEGIN
+    UPDATE totals SET chunks = chunks - 1, tokens = tokens - OLD.tokens; END;
 CREATE INDEX IF NOT EXISTS documents_by_source ON documents(source_path);
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id);
 """
 _CHUNKS = """CREATE TABLE IF NOT EXISTS {name} (
     row INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
     ordinal INTEGER NOT NULL, text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    tokens INTEGER NOT NULL, prev_id TEXT, next_id TEXT, vector BLOB
+    tokens INTEGER NOT NULL, prev_id TEXT, next_id TEXT
 )"""
 
 
@@ -79,17 +99,27 @@ class Manifest(BaseModel):
     build_id: str = ""
     search_id: str = ""
     generation: int = 0  # search/ rewrites in this build, for people reading the manifest
-    bm25s_version: str | None = None  # bm25s wrote search/bm25 in its own format
+    tantivy_version: str | None = None  # tantivy wrote search/lexical in its own format
     # The folders indexed (a file's own folder when a file was given): what exports make local paths relative to.
     roots: list[str] = []
 
 
+class DenseSegment(BaseModel):
+    name: str
+    rows: int
+
+
 class SearchMeta(BaseModel):
-    """search/meta.json: which build and rewrite the files beside it belong to, read before and after loading them."""
+    """search/meta.json: which build and generation search/ is at, read before and after loading it; it names the
+    dense segments (and the dead rows still in them) and the last chunk row each of lexical/ and dense/ covers."""
 
     build_id: str
     search_id: str
     chunks: int
+    lexical_row: int = 0
+    dense_row: int = 0
+    dense_segments: list[DenseSegment] = []
+    dense_dead: str | None = None  # file of row ids deleted from the store but still in a segment
 
 
 def new_id() -> str:
@@ -173,8 +203,15 @@ def read_search_meta(search_dir: Path) -> SearchMeta | None:
         return None
 
 
-def write_search_meta(search_dir: Path, meta: SearchMeta) -> None:
-    (search_dir / SEARCH_META).write_text(meta.model_dump_json(), encoding="utf-8")
+def prepare_search_meta(search_dir: Path, meta: SearchMeta) -> Path:
+    """Write meta.json beside the current one (the step that needs disk space); os.replace swaps it in."""
+    tmp = search_dir / (SEARCH_META + ".tmp")
+    try:
+        tmp.write_text(meta.model_dump_json(), encoding="utf-8")
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def connect(index_dir: Path, create: bool = False) -> sqlite3.Connection:
@@ -184,10 +221,11 @@ def connect(index_dir: Path, create: bool = False) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_CHUNKS.format(name="chunks") + ";" + _SCHEMA)
-        conn.execute("SELECT count(*) FROM chunks").fetchone()
-        if create:
+        conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: a crash loses at most the last commits, never the store
+        if create:  # a searcher never writes, not even a schema that is already there
+            conn.executescript(_CHUNKS.format(name="chunks") + ";" + _SCHEMA)
             _never_reuse_rows(conn, index_dir)
+        conn.execute("SELECT count(*) FROM totals").fetchone()
     except sqlite3.OperationalError as e:
         if create:  # cannot create or write it (read-only folder, disk full), not a damaged file
             raise unwritable(index_dir, e) from None
@@ -207,8 +245,9 @@ def _never_reuse_rows(conn: sqlite3.Connection, index_dir: Path) -> None:
     if "AUTOINCREMENT" in sql.upper():
         return
     floor = conn.execute("SELECT coalesce(max(row), 0) FROM chunks").fetchone()[0]
-    with contextlib.suppress(OSError, ValueError):  # search files may name rows already gone (an update cut short)
-        floor = max(floor, int(np.load(index_dir / SEARCH_DIR / "rows.npy").max(initial=0)))
+    meta = read_search_meta(index_dir / SEARCH_DIR)  # search files may name rows already gone (an update cut short)
+    if meta is not None:
+        floor = max(floor, meta.lexical_row, meta.dense_row)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_CHUNKS.format(name="chunks_v2"))  # same columns, in the same order
@@ -219,6 +258,7 @@ def _never_reuse_rows(conn: sqlite3.Connection, index_dir: Path) -> None:
         conn.execute("DELETE FROM sqlite_sequence WHERE name = 'chunks'")
         conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('chunks', ?)", (floor,))
         conn.commit()
+        conn.executescript(_SCHEMA)  # the triggers went with the old table
     except BaseException:
         conn.rollback()
         raise
@@ -228,15 +268,15 @@ def _connect_read_only(index_dir: Path, path: Path, error: sqlite3.OperationalEr
     """Searching an index on a read-only mount: SQLite cannot make its WAL files there, so open it immutable."""
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, check_same_thread=False)
-        conn.execute("SELECT count(*) FROM chunks").fetchone()
+        conn.execute("SELECT count(*) FROM totals").fetchone()
     except sqlite3.DatabaseError:
         raise corrupt(index_dir, f"{STORE}: {error}") from None
     return conn
 
 
 def count(conn: sqlite3.Connection) -> IndexCounts:
-    docs = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-    chunks, tokens = conn.execute("SELECT count(*), coalesce(sum(tokens), 0) FROM chunks").fetchone()
+    """From the totals the store's triggers keep: no scan of a million rows per update."""
+    docs, chunks, tokens = conn.execute("SELECT documents, chunks, tokens FROM totals").fetchone()
     sources = conn.execute("SELECT count(*) FROM sources").fetchone()[0]
     return IndexCounts(documents=docs, chunks=chunks, tokens=tokens, sources=sources)
 

@@ -16,17 +16,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 from deepsearch.agent.config import IndexSettings
 from deepsearch.agent.errors import UsageError
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
 from . import index_store as store
+from .dense_store import DenseIndex
 from .fusion import reciprocal_rank_fusion
-from .local_index import stemmer
+from .lexical import LexicalReader
+from .search_sync import DENSE_DIR, LEXICAL_DIR
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
 _MIN_CANDIDATES = 50
@@ -77,62 +78,55 @@ class _Moving(Exception):
 
 @dataclass
 class _Generation:
-    """Everything one set of search files needs; a query uses one of these throughout."""
+    """Everything one generation of search files needs; a query uses one of these throughout."""
 
-    key: str  # search_id of the files ("" in indexes from before search ids)
+    key: str  # search_id of the files
     manifest: store.Manifest
     conn: sqlite3.Connection
-    rows: np.ndarray
-    bm25: Any
-    vectors: np.ndarray | None
-    stemmer: Any
+    chunks: int
+    lexical: LexicalReader | None
+    dense: DenseIndex | None
     lock: threading.Lock
-    matrix: np.ndarray | None = None
 
     @classmethod
     def open(cls, index_dir: Path) -> _Generation:
-        """Load search/ between two reads of its meta.json: equal reads mean no swap happened in between."""
+        """Load search/ between two reads of its meta.json: equal reads mean no sync finished in between. The
+        tantivy snapshot may be one commit ahead of meta.json (a sync between its commit and the rename): its
+        extra rows are in the store, and rows it no longer has are ones the store deleted."""
         manifest = store.read_manifest(index_dir)
         search_dir = index_dir / store.SEARCH_DIR
         before = store.read_search_meta(search_dir)
-        if before is None and manifest.search_id:  # search/ is being swapped, or was lost
+        if before is None:  # search/ is being written for the first time, or was lost
             raise _Moving("search/meta.json is missing")
         conn = store.connect(index_dir)
         try:
-            rows = np.load(search_dir / "rows.npy")
-            bm25 = _load_bm25(search_dir) if (search_dir / "bm25").exists() else None
-            has_vectors = manifest.dense_model is not None and len(rows)
-            vectors = np.load(search_dir / "vectors.npy", mmap_mode="r") if has_vectors else None
-            if store.read_search_meta(search_dir) != before or (before and before.build_id != manifest.build_id):
+            lexical_dir = search_dir / LEXICAL_DIR
+            lexical = LexicalReader(lexical_dir, manifest.stemmer) if before.lexical_row else None
+            dense = None
+            if manifest.dense_model is not None:
+                dense = DenseIndex(search_dir / DENSE_DIR, before.dense_segments, before.dense_dead)
+            if store.read_search_meta(search_dir) != before or before.build_id != manifest.build_id:
                 raise _Moving("search files were replaced while loading")
         except (OSError, ValueError, KeyError, TypeError) as e:
             conn.close()
             if store.read_search_meta(search_dir) != before:
                 raise _Moving(str(e)) from None
-            raise store.corrupt(index_dir, f"search files unreadable: {e}{_bm25s_note(manifest)}") from None
+            raise store.corrupt(index_dir, f"search files unreadable: {e}{_tantivy_note(manifest)}") from None
         except _Moving:
             conn.close()
             raise
-        expected = before.chunks if before else manifest.counts.chunks
-        if len(rows) != expected or (vectors is not None and vectors.shape[0] != len(rows)):
+        if dense is not None and dense.size != before.chunks:
             conn.close()
             raise store.corrupt(index_dir, "search files do not match the chunk store")
         conn.row_factory = sqlite3.Row
-        key = before.search_id if before else ""
-        return cls(key, manifest, conn, rows, bm25, vectors, stemmer(manifest.stemmer), threading.Lock())
+        return cls(before.search_id, manifest, conn, before.chunks, lexical, dense, threading.Lock())
 
 
-def _load_bm25(search_dir: Path):
-    import bm25s
-
-    return bm25s.BM25.load(str(search_dir / "bm25"), mmap=True)
-
-
-def _bm25s_note(manifest: store.Manifest) -> str:
+def _tantivy_note(manifest: store.Manifest) -> str:
     from importlib.metadata import version
 
-    built, here = manifest.bm25s_version, version("bm25s")
-    return f" (written by bm25s {built}, this is bm25s {here})" if built and built != here else ""
+    built, here = manifest.tantivy_version, version("tantivy")
+    return f" (written by tantivy {built}, this is tantivy {here})" if built and built != here else ""
 
 
 def _open_generation(index_dir: Path) -> _Generation:
@@ -194,7 +188,7 @@ class LocalSearcher:
 
     def default_mode(self) -> SearchMode:
         mode = self.settings.mode
-        return "bm25" if mode == "hybrid" and self._current().vectors is None else mode
+        return "bm25" if mode == "hybrid" and self._current().dense is None else mode
 
     def search(self, query: str, k: int = 5, mode: SearchMode | None = None) -> list[LocalHit]:
         query = " ".join(query.split())
@@ -202,14 +196,14 @@ class LocalSearcher:
             raise UsageError("the search query is empty")
         gen = self._current()
         mode = mode or self.default_mode()
-        if mode in ("dense", "hybrid") and gen.vectors is None:
+        if mode in ("dense", "hybrid") and gen.dense is None:
             raise UsageError(
                 f"index {self.index_dir} has no dense vectors; use --mode bm25, or install the dense extra and "
                 "re-run `deepsearch index` with --rebuild"
             )
-        if not len(gen.rows):
+        if not gen.chunks:
             return []
-        depth = min(len(gen.rows), max(_MIN_CANDIDATES, 4 * k * max(1, self.settings.per_doc)))
+        depth = min(gen.chunks, max(_MIN_CANDIDATES, 4 * k * max(1, self.settings.per_doc)))
         lists: dict[str, list[tuple[int, float]]] = {}
         if mode in ("bm25", "hybrid"):
             lists["bm25"] = self._bm25_ranking(gen, query, depth)
@@ -230,32 +224,22 @@ class LocalSearcher:
         return await asyncio.to_thread(self.search, query, k, mode)
 
     def _bm25_ranking(self, gen: _Generation, query: str, depth: int) -> list[tuple[int, float]]:
-        import bm25s
-
-        if gen.bm25 is None:  # an empty index, or one whose chunks hold no indexable word
+        if gen.lexical is None:  # an empty index
             return []
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=gen.stemmer, return_ids=False, show_progress=False)
-        known = gen.bm25.get_tokens_ids(tokens[0])
-        if not known:  # no query word occurs in the corpus: nothing matches, rather than arbitrary chunks
-            return []
-        scores = gen.bm25.get_scores(known)
-        return _top(scores, depth, positive_only=True)
+        return gen.lexical.search(query, depth)  # no query word in the corpus: nothing, not arbitrary chunks
 
     def _dense_ranking(self, gen: _Generation, query: str, depth: int) -> list[tuple[int, float]]:
         from .dense import load_embedder
 
-        if gen.matrix is None:  # float16 on disk; float32 once in memory so each query is one matmul
-            gen.matrix = np.asarray(gen.vectors, dtype=np.float32)
-        q = load_embedder().embed([query])[0]
-        return _top(gen.matrix @ q, depth)
+        return gen.dense.search(load_embedder().embed([query])[0], depth)
 
     def _hits(
         self, gen: _Generation, ranked: list[tuple[int, float]], ranks: dict[str, dict[int, int]], k: int
     ) -> list[LocalHit]:
         hits: list[LocalHit] = []
         per_doc: dict[str, int] = {}
-        for position, score in ranked:
-            row = self._chunk_row(gen, int(gen.rows[position]))
+        for position, score in ranked:  # a position is a chunk row
+            row = self._chunk_row(gen, position)
             if row is None:
                 # Row ids are never reused: a missing one was deleted by an update that is under way (stale
                 # marker) or done (new search files, loaded on the next query). Otherwise the index is damaged.
@@ -295,13 +279,6 @@ class LocalSearcher:
         with gen.lock:
             rows = gen.conn.execute(f"SELECT chunk_id, text FROM chunks WHERE chunk_id IN ({marks})", chunk_ids)
             return {r["chunk_id"]: r["text"] for r in rows}
-
-
-def _top(scores: np.ndarray, depth: int, positive_only: bool = False) -> list[tuple[int, float]]:
-    depth = min(depth, len(scores))
-    part = np.argpartition(-scores, depth - 1)[:depth]
-    order = part[np.lexsort((part, -scores[part]))]  # by score, ties by position: deterministic
-    return [(int(i), float(scores[i])) for i in order if not positive_only or scores[i] > 0]
 
 
 def local_search_tool(searcher: LocalSearcher) -> StructuredTool:

@@ -51,7 +51,17 @@ def index(
     text_field: Annotated[str | None, typer.Option(help="json/jsonl: key of the text.")] = None,
     chunk_tokens: Annotated[int | None, typer.Option(help="Max tokens per chunk (new or rebuilt index).")] = None,
     overlap_tokens: Annotated[int | None, typer.Option(help="Overlap between chunks in tokens.")] = None,
-    max_file_mb: Annotated[float | None, typer.Option(help="Skip files larger than this (MiB).")] = None,
+    max_file_mb: Annotated[
+        float | None,
+        typer.Option(help="Skip files larger than this (MiB); .jsonl and .parquet corpora are streamed, any size."),
+    ] = None,
+    commit_chunks: Annotated[
+        int | None,
+        typer.Option(
+            help="Update the search files after this many changed chunks (default 50,000), so a long run is "
+            "searchable as it goes; a killed run resumes at its last committed batch of records.",
+        ),
+    ] = None,
     no_dense: Annotated[bool, typer.Option("--no-dense", help="BM25 only, even with the dense extra.")] = False,
     follow_external_symlinks: Annotated[
         bool,
@@ -65,10 +75,13 @@ def index(
 ) -> None:
     """Index documents for `deepsearch search` and the agent's local_search tool.
 
-    Re-running is incremental: files whose content hash is unchanged are skipped, changed files are
-    re-chunked, and files deleted from disk are dropped. Binary, oversized and unreadable files are
-    skipped and counted. Chunking and the dense model are fixed when an index is created; change them
-    with --rebuild. One writer at a time: a second `deepsearch index` on the same index is refused.
+    Re-running is incremental: files whose size and mtime (else content hash) are unchanged are skipped,
+    in changed files only the changed documents are re-chunked and re-embedded, and files deleted from
+    disk are dropped; the search files are updated, not rebuilt. .jsonl and .parquet corpora of any size
+    are streamed, and a run that was killed resumes where it stopped. Binary, oversized and unreadable
+    files are skipped and counted. Chunking and the dense model are fixed when an index is created;
+    change them with --rebuild. One writer at a time: a second `deepsearch index` on the same index is
+    refused.
 
     Example: deepsearch index ~/papers notes.md --name work   |   deepsearch index --stats --name work
     """
@@ -85,6 +98,7 @@ def index(
             "index.max_file_mb": max_file_mb,
             "index.dense": False if no_dense else None,
             "index.follow_external_symlinks": True if follow_external_symlinks else None,
+            "index.commit_chunks": commit_chunks,
         },
     ).settings
     index_dir = index_dir_from(settings, name, index_opt)
@@ -97,21 +111,62 @@ def index(
         options = IndexOptions.from_settings(settings.index)
     except ValueError as e:  # e.g. overlap >= chunk size
         raise UsageError(f"bad chunking options: {e.errors()[0]['msg'] if hasattr(e, 'errors') else e}") from None
-    console = Console(stderr=True)
-    with console.status("indexing…") as status:
-        report = update_index(
-            index_dir,
-            paths,
-            options,
-            rebuild=rebuild,
-            progress=lambda n, total, path: status.update(f"indexing {n}/{total}: {escape(Path(path).name)}"),
-        )
+    with _ProgressBar() as bar:
+        report = update_index(index_dir, paths, options, rebuild=rebuild, tick=bar.tick)
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
         _print_report(report)
     if stats and not as_json:
         _print_stats(index_dir, as_json=False)
+
+
+class _ProgressBar:
+    """Bytes of the files looked at (what the ETA is from), documents read and documents/s, on stderr."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%  {task.fields[documents]:,} docs  {task.fields[rate]:,.0f} docs/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[name]}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("index", total=None, documents=0, rate=0.0, name="")
+        self._live = self._progress.console.is_terminal  # nothing on a pipe: stderr keeps one line per error
+
+    def __enter__(self) -> _ProgressBar:
+        import time
+
+        self._started = time.monotonic()
+        if self._live:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live:
+            self._progress.stop()
+
+    def tick(self, p) -> None:
+        import time
+
+        if not self._live:
+            return
+        rate = p.documents / max(time.monotonic() - self._started, 1e-6)
+        self._progress.update(
+            self._task,
+            total=max(p.bytes_total, 1),
+            completed=p.bytes_done,
+            documents=p.documents,
+            rate=rate,
+            name=escape(Path(p.path).name),
+        )
 
 
 def _print_report(report) -> None:
@@ -153,7 +208,7 @@ def _print_stats(index_dir: Path, as_json: bool) -> None:
         "dense_model": manifest.dense_model,
         "updated_at": manifest.updated_at,
         "generation": manifest.generation,
-        "bm25s_version": manifest.bm25s_version,
+        "tantivy_version": manifest.tantivy_version,
     }
     if as_json:
         print(json.dumps(data, indent=2))
@@ -163,7 +218,7 @@ def _print_stats(index_dir: Path, as_json: bool) -> None:
         f"files {data['sources']}\n  size on disk {data['size_bytes'] / 2**20:.1f} MiB  chunking "
         f"{data['chunk_tokens']}/{data['overlap_tokens']} tokens  stemmer {data['stemmer']}  "
         f"dense {data['dense_model'] or 'off'}\n  updated {data['updated_at']}  generation {data['generation']}  "
-        f"bm25s {data['bm25s_version'] or 'unrecorded'}",
+        f"tantivy {data['tantivy_version']}",
         highlight=False,
     )
 
