@@ -50,7 +50,7 @@ ReportOpt = Annotated[bool, typer.Option(
 )]  # fmt: skip
 ReportFileOpt = Annotated[Path | None, typer.Option("--report-file", help="Where --report writes (default: stdout).")]
 WordsOpt = Annotated[int | None, typer.Option(
-    "--words", min=100, max=20_000, help="Target length of the report in words (default: the report.words setting, 1200).")]
+    "--words", min=100, max=20_000, help="Target length of the report in words (default: setting report.words, 1200).")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", help="Report format: markdown or html (default: from the file's suffix, else markdown).")]
 
