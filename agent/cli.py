@@ -59,7 +59,7 @@ for module in (
 def main() -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit code."""
     try:
-        app()
+        app(args=ask.report_argv(sys.argv[1:]))
     except DeepsearchError as e:
         from deepsearch.traces.redact import secrets_from_env
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .report.info import ReportInfo
+
 
 class Citation(BaseModel):
     n: int = Field(description="the [n] used in the answer")
@@ -37,3 +39,4 @@ class AskResult(BaseModel):
     trace_id: str | None = None
     assumption: str | None = Field(None, description="how an ambiguous question was read")
     notes: list[str] = Field(default_factory=list, description="e.g. web search unavailable: answered locally")
+    report: ReportInfo | None = Field(None, description="ask --report: the report's sections and figures")

@@ -18,6 +18,7 @@ from .context import RunContext
 from .errors import UsageError
 from .events import ProgressEvent
 from .llm import LLMBackend, LLMClient, build_backend
+from .report.models import ReportRequest
 from .research_tools import ResearchTools
 from .result import AskResult, RunUsage
 from .state import ClarificationRequest
@@ -86,6 +87,7 @@ async def aresearch(
     clarify: Clarifier | None = None,
     trace_id: str | None = None,
     resume: bool = False,
+    report: ReportRequest | None = None,
 ) -> AskResult:
     """Research a question and answer it with citations. A shared `backend` lets a batch reuse one server pool.
 
@@ -94,6 +96,7 @@ async def aresearch(
     With `resume`, a run of `thread_id` that died part-way continues from its last checkpoint (the last
     completed step of a research round) instead of starting over; its trajectory is a new one whose
     meta names the thread it resumed (the dead run's own log stays as it was). Budgets count afresh.
+    With `report` the run writes a research report (agent/report): `answer` is its Markdown, `report` its figures.
     """
     from deepsearch.traces.schema import ToolSpec
     from deepsearch.traces.session import start_run_recording
@@ -124,7 +127,10 @@ async def aresearch(
             tools.bind(budget, recorder.tool_call, lambda e: ctx.emit(e))
             ctx = RunContext(settings, client, tools, budget, recorder, on_event, interactive=clarify is not None)
             thread = thread_id or recorder.id
-            state = await _invoke(ctx, question, history or [], thread, checkpoint, clarify, resume)
+            if report is not None:  # each section's writer is shown as much evidence as the answerer
+                report = report.model_copy(update={"evidence_tokens": settings.agent.answer_evidence_tokens})
+            start = {"question": question, "history": history or [], "report": report}
+            state = await _invoke(ctx, start, thread, checkpoint, clarify, resume)
             result = _result(ctx, state, recorder.id)
             citations = [c.model_dump() for c in result.citations]
             recorder.finish(result.answer, termination=result.termination, citations=citations, usage=result.usage,
@@ -139,8 +145,7 @@ async def aresearch(
 
 async def _invoke(
     ctx: RunContext,
-    question: str,
-    history: list,
+    start: dict[str, Any],
     thread_id: str,
     checkpoint: bool,
     clarify: Clarifier | None,
@@ -154,7 +159,6 @@ async def _invoke(
     path = ctx.settings.agent.checkpoint_db if checkpoint else None
     async with open_checkpointer(path, ctx.interactive, fsync=ctx.settings.traces.fsync) as saver:
         graph = compiled.copy(update={"checkpointer": saver})  # compiling anew would cost ~60 ms a run
-        start: Any = {"question": question, "history": history}
         if resume and (await graph.aget_state(config)).next:
             start = None  # continue the thread from its last checkpoint: finished steps are not redone
         state = await graph.ainvoke(start, config=config, context=ctx)
@@ -201,6 +205,7 @@ def _result(ctx: RunContext, state: dict, trace_id: str) -> AskResult:
         trace_id=trace_id,
         assumption=state.get("assumption"),
         notes=notes,
+        report=state.get("report_info"),
     )
 
 

@@ -126,6 +126,10 @@ class ResearchState(TypedDict, total=False):
     revisions: int
     kept_claims: list[AnswerClaim]  # claims verified before a revision: a revision never loses them
     answer_error: str | None  # error_<kind> when the answer call failed
+    report: object | None  # a report.models.ReportRequest: this run writes a report (ask --report)
+    outline: object | None  # report.models.Outline
+    sections: Annotated[dict[str, object], merge_dicts]  # section id -> report.models.SectionResult
+    report_info: object | None  # report.models.ReportInfo, the assembled report's figures
     answer: str
     short_answer: str
     citations: list[Citation]

@@ -43,6 +43,8 @@ DATA_SUITE: list[tuple[str, Callable[[Path], dict], Callable[[Path], dict]]] = [
     ("retrieval_quality", lambda d: {"data_path": d}, lambda d: {"data_path": d, "modes": ("bm25", "hybrid")}),
     ("pipeline_ceiling", lambda d: {"data": d, "ids": d / "dev_ids.txt"},
      lambda d: {"data": d, "ids": d / "dev_ids.txt", "limit": 10}),
+    ("report_grounded", lambda d: {"data": d, "ids": d / "dev_ids.txt", "limit": 5},
+     lambda d: {"data": d, "ids": d / "dev_ids.txt", "limit": 2}),
 ]  # fmt: skip
 
 

@@ -43,7 +43,7 @@ def judge_grades(request: LLMRequest) -> list[dict]:
 
 class ScriptedModel:
     """Replies per role (intake, planner, judge, drafter, answerer, reviser, verifier; reranker and evidence
-    with selection = rerank).
+    with selection = rerank; outliner, section_writer and section_reviser in report runs).
 
     A handler returns a dict (sent as JSON) or a string; defaults give a plain, successful run.
     Every request is kept in `calls` as (role, request).
@@ -123,6 +123,20 @@ class ScriptedModel:
         return {"reason": "compared with the gold", "verdict": "correct" if same else "incorrect"}
 
     @staticmethod
+    def default_outliner(request: LLMRequest) -> dict:
+        steps = [re.sub(r"^\d+\.\s*", "", x) for x in section(request, "Research steps").splitlines() if x.strip()]
+        return {"title": "A report", "sections": [{"heading": s[:60], "purpose": s} for s in steps]}
+
+    @staticmethod
+    def default_section_writer(request: LLMRequest) -> dict:
+        """One sentence per evidence block: its first sentence, word for word, citing it."""
+        blocks = re.findall(r'<evidence id="(\d+)"[^>]*>\n(.*?)\n</evidence>', last_user(request), re.DOTALL)
+        return {"claims": [{"text": re.split(r"(?<=\.)\s", text.strip(), maxsplit=1)[0][:400],
+                            "citations": [int(n)]} for n, text in blocks]}  # fmt: skip
+
+    default_section_reviser = default_section_writer
+
+    @staticmethod
     def default_verifier(request: LLMRequest) -> dict:
         n = len(re.findall(r"^Claim \d+:", last_user(request), re.MULTILINE))
         return {"verdicts": [{"claim": i, "supported": True, "reason": "stated"} for i in range(1, n + 1)]}
@@ -157,7 +171,10 @@ def role_of_prompt(body: dict) -> str:
     text = "\n".join(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
     if "from your own knowledge" in body["messages"][0]["content"]:
         return "closed_book"
-    for needle, role in (("Rewrite the new question", "intake"), ("Break the question into", "planner"),
+    for needle, role in (("Write the outline of a research report", "outliner"),
+                         ("Verifier feedback on your draft", "section_reviser"),
+                         ("Write this section of a research report", "section_writer"),
+                         ("Rewrite the new question", "intake"), ("Break the question into", "planner"),
                          ("Revise the plan", "planner"),
                          ("Judge this round", "judge"), ("Answer the sub-goal in a few words", "drafter"),
                          ("Reviewer feedback", "reviser"), ("Answer the question from the evidence", "answerer"),

@@ -8,9 +8,9 @@ import re
 
 import pytest
 from deepsearch.agent import aresearch
+from deepsearch.agent.claim_check import settled_by_quote
 from deepsearch.agent.config import RerankSettings
 from deepsearch.agent.nodes.dispatch import planned_queries
-from deepsearch.agent.nodes.verify import settled_by_quote
 from deepsearch.agent.researcher.state import PassageGrade
 from deepsearch.agent.selection import graded_evidence, passage_section
 from deepsearch.agent.state import SubGoal, SubGoalResult

@@ -181,6 +181,18 @@ async def test_an_sdk_run_answers_and_records_its_trajectory(served):
     assert "start each question on a new thread" in json.dumps([p.data for p in again if p.event == "error"])
 
 
+async def test_a_report_run_through_the_server(served):
+    client = langgraph_sdk.get_client(url=served["url"])
+    thread = await client.threads.create()
+    final = await client.runs.wait(thread["thread_id"], "deepsearch", context={"max_rounds": 2},
+                                   input={"question": QUESTION, "report": {"words": 300}})  # fmt: skip
+    assert final["answer"].startswith("# ") and "\n## Sources\n" in final["answer"]
+    info = final["report_info"]
+    assert info["cited_sentences"] >= 1 and info["verified_sentences"] == info["cited_sentences"]
+    (traj,) = runs_of(served["traces"], thread["thread_id"])
+    assert {s.stage for s in traj.steps if s.kind == "report"} == {"outline", "section", "checks"}
+
+
 async def test_a_rerun_from_an_earlier_checkpoint_is_recorded_as_a_resumed_run(served):
     # What Studio's fork / replay does: a run of the thread with no input from one of its checkpoints.
     client = langgraph_sdk.get_client(url=served["url"])

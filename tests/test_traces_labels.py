@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from deepsearch.agent.claim_check import ClaimVerdict, Verification
 from deepsearch.agent.llm.structured import StructuredOutcome
 from deepsearch.agent.llm.types import ChatMessage, LLMRequest, LLMResponse, Usage
 from deepsearch.agent.nodes.plan import Plan, PlannedStep
 from deepsearch.agent.nodes.reflect import PlanChange, Reflection
-from deepsearch.agent.nodes.verify import ClaimVerdict, Verification
 from deepsearch.agent.researcher.state import PassageGrade, RoundVerdict
 from deepsearch.agent.state import AnswerClaim, DraftAnswer
 from deepsearch.traces.labels import label_keys, step_labels

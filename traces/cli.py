@@ -208,7 +208,7 @@ def export_cmd(
 ) -> None:
     """Export runs as training data, with filters, a train/validation split and a summary.
 
-    Tool turns hold the passages the model read (numbered n, the text its prompt showed); every [n] in an answer
+    Tool turns hold the passages the model read (numbered n, the text its prompt showed); every \\[n] in an answer
     resolves to one, or the record is left out (--keep-ungrounded keeps it, flagged). Local sources are written
     as local://INDEX/relative-path (--absolute-paths keeps this machine's paths).
 

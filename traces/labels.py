@@ -15,7 +15,10 @@ of an HF `datasets` / Arrow table has one type: see ROLE_KEYS.
   reflection), `subgoals_answered` (of the sub-goals its DAG changes added), `replanned`;
 - answerer and reviser: `claims` and `claims_supported` (the verifier's claim steps after it),
   `verified_share`, `verdict` (answer-level verdict), `cited`, `answer_has_gold`, `revised`;
-- verifier: `verdicts`, `supported`, `rejected` (its parsed verdicts), `revision_followed`.
+- verifier: `verdicts`, `supported`, `rejected` (its parsed verdicts), `revision_followed`;
+- report section writer and reviser: `section` (its id), `claims` and `claims_supported` (the verifier's
+  verdicts on this draft), `verified_share`, `revised`, and the section's end: `removed`, `section_status`;
+  outliner: `sections` (in its outline), `sections_written`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,16 @@ from typing import Any
 from deepsearch.agent.belief import is_unknown
 
 from .messages import used_llm_calls
-from .schema import InformationStep, JudgeStep, LLMCallStep, RerankStep, Step, ToolCallStep, Trajectory
+from .schema import (
+    InformationStep,
+    JudgeStep,
+    LLMCallStep,
+    ReportStep,
+    RerankStep,
+    Step,
+    ToolCallStep,
+    Trajectory,
+)
 from .scoring import normalize_answer
 
 COMMON_KEYS = ("run_correct", "run_f1", "termination")
@@ -43,6 +55,10 @@ ROLE_KEYS: dict[str, tuple[str, ...]] = {
     "verifier": ("verdicts", "supported", "rejected", "revision_followed"),
 }
 ROLE_KEYS["reviser"] = ROLE_KEYS["answerer"]
+SECTION_ROLES = ("section_writer", "section_reviser")
+ROLE_KEYS |= {role: ("section", "claims", "claims_supported", "verified_share", "revised", "removed", "section_status")
+              for role in SECTION_ROLES}  # fmt: skip
+ROLE_KEYS["outliner"] = ("sections", "sections_written")
 ANSWER_ROLES = ("answerer", "reviser")
 # How directly the text checked for a gold answer is the kept passage: its own text, the final answer's quote
 # of it, or the whole page it was cut from (a page may hold the answer where the passage does not).
@@ -293,6 +309,40 @@ class _Run:
             "revision_followed": any(s.role in ANSWER_ROLES and s.index > step.index for s in self.used),
         }
 
+    def _report(self, stage: str) -> list[ReportStep]:
+        return [s for s in self.traj.steps if isinstance(s, ReportStep) and s.stage == stage]
+
+    def _section_of(self, step: LLMCallStep) -> str | None:
+        """A section call's section: the outline heading its prompt shows under `# Section`."""
+        prompt = "\n".join(m.content for m in step.messages if m.role == "user")
+        for checks in self._report("checks"):
+            for entry in checks.outline:
+                if f"# Section\n{entry.get('heading')}: " in prompt:
+                    return entry.get("id")
+        return None
+
+    def section_labels(self, step: LLMCallStep) -> dict[str, Any]:
+        """How the verifier judged this draft of a section, and how the section ended."""
+        section = self._section_of(step)
+        calls = [s for s in self.used
+                 if s.role in SECTION_ROLES and s.index > step.index and self._section_of(s) == section]
+        end = calls[0].index if calls else len(self.traj.steps) + 1
+        claims = [s for s in self.traj.steps if isinstance(s, JudgeStep) and s.target_kind == "claim"
+                  and step.index < s.index < end and s.labels.get("section") == section]  # fmt: skip
+        supported = sum(1 for s in claims if s.labels.get("supported") is True)
+        outcome = next((s for s in self._report("section") if s.section == section), None)
+        return {
+            "section": section, "claims": len(claims), "claims_supported": supported,
+            "verified_share": supported / len(claims) if claims else None, "revised": bool(calls),
+            "removed": len(outcome.removed) if outcome else None, "section_status": outcome.status if outcome else None,
+        }  # fmt: skip
+
+    def outliner_labels(self, step: LLMCallStep) -> dict[str, Any]:
+        outline = self._report("outline")
+        sections = self._report("section")
+        written = sum(1 for s in sections if s.status == "written") if sections else None
+        return {"sections": len(outline[0].outline) if outline else None, "sections_written": written}
+
     def labels(self, step: LLMCallStep) -> dict[str, Any]:
         out = self.common()
         if step.role in ("judge", "reranker"):
@@ -303,6 +353,10 @@ class _Run:
             out |= self.answer_labels(step)
         elif step.role == "verifier":
             out |= self.verifier_labels(step)
+        elif step.role in SECTION_ROLES:
+            out |= self.section_labels(step)
+        elif step.role == "outliner":
+            out |= self.outliner_labels(step)
         return {k: out.get(k) for k in label_keys(step.role)}
 
 

@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any, Literal
 
+from deepsearch.agent.report.markdown import SOURCES_HEADING as REPORT_SOURCES
 from deepsearch.prompts import load_prompt
 
 from .reading import Passage, Round, rounds
@@ -121,6 +122,9 @@ def _final(traj: Trajectory, numbers: dict[str, int] | None) -> tuple[str, list[
     a log without shown passages, whose citations stay as the answerer wrote them and cannot be checked)."""
     assert traj.final is not None
     final, problems = traj.final, []
+    body = final.answer
+    if any(s.kind == "report" for s in traj.steps):  # a report: its own sources list and footer (trace id) go,
+        body = body.split(REPORT_SOURCES)[0].rstrip()  # the conversation's numbering replaces them
     mapped: dict[int, int] = {}
     for c in final.citations:
         if numbers is None:
@@ -131,8 +135,8 @@ def _final(traj: Trajectory, numbers: dict[str, int] | None) -> tuple[str, list[
             problems.append(f"citation [{c.n}] ({c.source}): its passage is in no tool result")
     if numbers is None and final.citations:
         problems.append("recorded without the passages the model was shown: citations cannot be checked")
-    answer = _CITE.sub(lambda m: f"[{mapped[int(m[1])]}]" if int(m[1]) in mapped else m[0], final.answer)
-    problems += [f"[{n}] in the answer names no citation" for n in map(int, _CITE.findall(final.answer))
+    answer = _CITE.sub(lambda m: f"[{mapped[int(m[1])]}]" if int(m[1]) in mapped else m[0], body)
+    problems += [f"[{n}] in the answer names no citation" for n in map(int, _CITE.findall(body))
                  if n not in mapped]  # fmt: skip
     sources = "\n".join(f"[{mapped[c.n]}] {c.source}" for c in final.citations if c.n in mapped)
     return (f"{answer}\n\nSources:\n{sources}" if sources else answer), problems

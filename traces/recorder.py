@@ -39,6 +39,7 @@ from .schema import (
     InformationStep,
     JudgeStep,
     LLMCallStep,
+    ReportStep,
     RerankStep,
     ResultItem,
     Scores,
@@ -56,6 +57,7 @@ _STEP_MODELS: dict[str, type[StepBase]] = {
     "judge": JudgeStep,
     "information": InformationStep,
     "budget": BudgetStep,
+    "report": ReportStep,
 }
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")  # a file name, never a path
 _PENDING_CALLS_MAX = 1024  # LLM calls waiting for their structured outcome
@@ -173,7 +175,7 @@ class TraceRecorder:
         return round(perf_counter() - self._t0, 6)
 
     def step(self, kind: str, **fields: Any) -> int:
-        """Record a step of `kind` (llm_call, tool_call, rerank, judge, information, budget); returns its index."""
+        """Record a step of `kind` (one of schema.STEP_KINDS); returns its index."""
         model = _STEP_MODELS.get(kind)
         if model is None:
             raise ValueError(f"unknown step kind {kind!r}; expected one of {', '.join(_STEP_MODELS)}")

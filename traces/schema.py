@@ -143,11 +143,27 @@ class BudgetStep(StepBase):
     limits: dict[str, float] = Field(default_factory=dict)
 
 
+class ReportStep(StepBase):
+    """A report run's outline, each section's outcome, and the report-level checks (see docs/reports.md)."""
+
+    kind: Literal["report"] = "report"
+    stage: Literal["outline", "section", "checks"]
+    section: str | None = Field(None, description="the section's id (stage section)")
+    title: str | None = Field(None, description="the report's title (stage outline)")
+    outline: list[dict[str, Any]] = Field(default_factory=list, description="id, heading, purpose, subgoal_ids")
+    status: str | None = Field(None, description="written, empty or failed (stage section)")
+    claims: list[dict[str, Any]] = Field(default_factory=list, description="sentences kept: text, evidence ids")
+    removed: list[dict[str, Any]] = Field(
+        default_factory=list, description="sentences removed: text, evidence ids, reason (unsupported, duplicate, …)"
+    )
+    notes: list[str] = Field(default_factory=list, description="what a check found, why a section is empty")
+
+
 Step = Annotated[
-    LLMCallStep | ToolCallStep | RerankStep | JudgeStep | InformationStep | BudgetStep,
+    LLMCallStep | ToolCallStep | RerankStep | JudgeStep | InformationStep | BudgetStep | ReportStep,
     Field(discriminator="kind"),
 ]
-STEP_KINDS = ("llm_call", "tool_call", "rerank", "judge", "information", "budget")
+STEP_KINDS = ("llm_call", "tool_call", "rerank", "judge", "information", "budget", "report")
 
 
 class SubGoal(Model):

@@ -1,4 +1,4 @@
-"""Slash commands inside a chat session: /sources /plan /trace /budget /export /new /help /quit."""
+"""Slash commands inside a chat session: /report /sources /plan /trace /budget /export /new /help /quit."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
@@ -18,7 +19,33 @@ from .progress import SubGoalView, spent
 from .session import ChatSession
 
 QUIT = "quit"
-Handler = Callable[[ChatSession, list[str]], str | None]
+
+
+@dataclass(frozen=True)
+class ReportAsk:
+    """/report: the REPL researches `question` as a report (and writes it to `path` too, if given)."""
+
+    question: str
+    path: Path | None = None
+
+
+Handler = Callable[[ChatSession, list[str]], "str | ReportAsk | None"]
+
+
+def _report(s: ChatSession, args: list[str]) -> ReportAsk:
+    path = None
+    if args[:1] in (["-o"], ["--output"]):
+        if len(args) < 2:
+            raise UsageError("/report -o needs a file: /report -o review.md [QUESTION]")
+        path, args = Path(args[1]).expanduser(), args[2:]
+        if not path.parent.is_dir():
+            raise UsageError(f"cannot write the report: folder {path.parent} does not exist")
+    question = " ".join(args).strip()
+    if not question:  # no question: the last one asked, now as a report
+        if not s.turns:
+            raise UsageError("give the question: /report How do the main approaches to X compare?")
+        question = s.turns[-1].question
+    return ReportAsk(question, path)
 
 
 def _sources(s: ChatSession, args: list[str]) -> None:
@@ -121,6 +148,8 @@ def _quit(s: ChatSession, args: list[str]) -> str:
 
 
 COMMANDS: dict[str, tuple[Handler, str, str]] = {
+    "report": (_report, "[-o FILE] [QUESTION]", "research QUESTION (default: the last one) as a report with "
+               "verified citations; -o also writes its Markdown (or .html) to FILE"),
     "sources": (_sources, "[N]", "numbered sources of the last answer (or of turn N)"),
     "plan": (_plan, "[N]", "the sub-goal DAG of the last answer, with each sub-goal's answer"),
     "trace": (_trace, "[N]", "the run's trajectory tree: LLM calls, searches, rerank, verdicts, gain"),
@@ -133,8 +162,9 @@ COMMANDS: dict[str, tuple[Handler, str, str]] = {
 ALIASES = {"exit": "quit", "q": "quit", "?": "help"}
 
 
-def run_command(session: ChatSession, line: str) -> str | None:
-    """Run one slash command line; user errors are printed and the session goes on. Returns QUIT to leave."""
+def run_command(session: ChatSession, line: str) -> str | ReportAsk | None:
+    """Run one slash command line; user errors are printed and the session goes on. Returns QUIT to leave,
+    or a ReportAsk for the REPL to research."""
     try:
         words = shlex.split(line[1:])
     except ValueError as e:

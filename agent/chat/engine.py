@@ -19,6 +19,7 @@ from typing import Any
 from ..config import Settings
 from ..events import ProgressEvent
 from ..llm import LLMBackend, build_backend
+from ..report.models import ReportRequest
 from ..research_tools import ResearchTools
 from ..result import AskResult
 from ..run import aresearch, build_tools
@@ -108,14 +109,16 @@ class Engine:
         trace_id: str,
         on_event: Callable[[ProgressEvent], None],
         resume_thread: str | None = None,
+        report: ReportRequest | None = None,
     ) -> Job:
-        """Research `question` in the background; with `resume_thread`, continue that run from its checkpoint."""
+        """Research `question` in the background; with `resume_thread`, continue that run from its checkpoint;
+        with `report`, write a research report."""
         job = Job(self._loop)
         job._start(
             lambda j: aresearch(
                 question, settings=self.settings, history=history, backend=self.backend, tools=self._fresh_tools(),
                 on_event=on_event, traces_dir=self.traces_dir, clarify=j.clarify, trace_id=trace_id,
-                thread_id=resume_thread or trace_id, resume=resume_thread is not None,
+                thread_id=resume_thread or trace_id, resume=resume_thread is not None, report=report,
             )  # fmt: skip
         )
         return job

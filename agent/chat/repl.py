@@ -19,10 +19,11 @@ from deepsearch.traces.recorder import new_trace_id, termination_for
 from rich.live import Live
 from rich.text import Text
 
-from ..commands.ask import print_result
+from ..commands.ask import output_format, print_result, report_summary, write_report
 from ..errors import DeepsearchError
 from ..events import ProgressEvent
-from .commands import QUIT, run_command
+from ..report.models import ReportRequest
+from .commands import QUIT, ReportAsk, run_command
 from .engine import Clarification, Engine, Job
 from .layout import run_layout
 from .progress import RunView, describe
@@ -87,8 +88,11 @@ class Repl:
             if not line:
                 continue
             if line.startswith("/"):
-                if run_command(self.session, line) == QUIT:
+                outcome = run_command(self.session, line)
+                if outcome == QUIT:
                     break
+                if isinstance(outcome, ReportAsk):
+                    armed = self.ask(outcome.question, report=outcome) == "cancelled"
                 continue
             armed = self.ask(line) == "cancelled"
         sid = self.session.id
@@ -98,12 +102,14 @@ class Repl:
             self.session.store.discard_if_empty(sid)
 
     # ---- one question --------------------------------------------------------------------------
-    def ask(self, question: str) -> str:
-        """Research one question inside the session; returns the turn's final status."""
+    def ask(self, question: str, report: ReportAsk | None = None) -> str:
+        """Research one question inside the session (as a report for /report); returns the turn's final status."""
         with sigint_flag() as interrupted:  # from here on Ctrl-C means "cancel this question", never a crash
-            return self._ask(question, interrupted)
+            return self._ask(question, interrupted, report=report)
 
-    def _ask(self, question: str, interrupted: threading.Event, resumed: Turn | None = None) -> str:
+    def _ask(
+        self, question: str, interrupted: threading.Event, resumed: Turn | None = None, report: ReportAsk | None = None
+    ) -> str:
         """Ask `question` as a new turn, or continue the `resumed` turn's run (its trace id is the thread)."""
         s = self.session
         if resumed is None:
@@ -113,8 +119,9 @@ class Repl:
             turn = resumed
         view = RunView()
         sink = self._print_event if s.plain else view.apply
+        request = ReportRequest(words=s.settings.report.words) if report is not None else None
         if resumed is None:
-            job = self.engine.ask(question, s.history(), turn.trace_id, sink)
+            job = self.engine.ask(question, s.history(), turn.trace_id, sink, report=request)
         else:  # a new trajectory; the checkpoint thread stays the turn's first trace id
             job = self.engine.ask(question, s.history(), new_trace_id(), sink, resume_thread=turn.trace_id)
         live = None
@@ -127,11 +134,21 @@ class Repl:
             view.finish(turn.status, turn.result.usage if turn.result else None)
         if turn.result is not None:
             print_result(self.console, turn.result)
+            if report is not None and report.path is not None and turn.result.report is not None:
+                self._save_report(turn.result, report.path)
         elif turn.status == "cancelled":
             self.console.print(Text(f"cancelled · trace {turn.trace_id} · the session goes on", style="yellow"))
         else:
             self.console.print(Text(f"error: {turn.error} (trace {turn.trace_id})", style="red"))
         return turn.status
+
+    def _save_report(self, result, path) -> None:
+        try:
+            write_report(result, output_format(None, path), path)
+        except DeepsearchError as e:
+            self.console.print(Text(f"error: {e}", style="red"))
+        else:
+            self.console.print(Text(f"report saved to {path}: {report_summary(result)}", style="dim"))
 
     def _settle(self, job: Job, turn: Turn) -> None:
         """Record how the question ended; any failure is reported in the session, which goes on."""

@@ -69,6 +69,7 @@ def chat(
     may ask what you mean (press Enter to let it assume).
 
     Inside a session:
+      /report [-o FILE] QUESTION     a research report with verified citations (Markdown or HTML)
       /sources /plan /trace /budget  the last answer's sources, plan, trajectory, cost
       /export /new /help /quit       save trajectories, start afresh, list commands, leave
     Ctrl-C cancels a running question and the session goes on; Ctrl-C twice at the prompt exits.

@@ -9,6 +9,7 @@ from langgraph.types import Send
 
 from ..context import RunContext
 from ..events import BudgetEvent, NodeEvent
+from ..report.assemble import section_tasks
 from ..state import ResearchState, ResearchTask, SubGoal
 from ..stopping import run_plateau
 
@@ -92,10 +93,10 @@ async def dispatch(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
 
 
 def route_dispatch(state: ResearchState) -> list[Send] | str:
-    if state.get("research_stop"):
-        return "answer"
     ready = ready_subgoals(state)
-    if not ready:
+    if state.get("research_stop") or not ready:
+        if state.get("report"):
+            return section_tasks(state)
         return "answer"
     return [
         Send(

@@ -103,3 +103,7 @@ async def plan(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
 def reading_line(assumption: str | None) -> str:
     """The prompt line that carries how an ambiguous question is read (empty when it is not)."""
     return f"\n(Read the question as: {assumption})" if assumption else ""
+
+
+def route_plan(state: ResearchState) -> str:
+    return "outline" if state.get("report") else "dispatch"

@@ -2,65 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Literal
 
-from deepsearch.tools.rerank.evidence import missing_facts
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from pydantic import BaseModel, Field
-from rapidfuzz import fuzz
 
 from ..belief import normalise_answer
+from ..claim_check import check_claims
 from ..context import RunContext
 from ..events import NodeEvent, VerdictEvent
-from ..evidence import PASSAGE_TOKENS
 from ..result import Citation
 from ..state import AnswerClaim, ResearchState
 from ..stopping import run_termination
 from ..tokens import truncate_to_tokens
 from .abstention import best_passages
 
-_WORD = re.compile(r"\w+")
-_STOP = {"the", "a", "an", "of", "in", "on", "at", "to", "and", "or", "is", "was", "were", "are", "by", "for", "with",
-         "as", "that", "this", "it", "its", "from", "be", "has", "had", "have"}  # fmt: skip
 QUOTE_TOKENS = 300  # of each cited passage in the final answer's citations
-QUOTE_COVERAGE = 0.85  # share of a claim's content words the cited evidence must hold to settle it unasked
-QUOTE_MATCH = 92  # or: fuzzy match of the whole claim inside the cited evidence (0-100)
-
-
-class ClaimVerdict(BaseModel):
-    claim: int = Field(description="the claim number")
-    supported: bool
-    reason: str = Field("", max_length=200)
-
-
-class Verification(BaseModel):
-    verdicts: list[ClaimVerdict] = Field(min_length=1, max_length=8)  # required: guided decoding must emit it
-
-
-def word_coverage(claim: str, evidence_text: str) -> float:
-    """The share of the claim's content words that the evidence contains."""
-    words = {w for w in _WORD.findall(claim.lower()) if w not in _STOP}
-    if not words:
-        return 0.0
-    return len(words & set(_WORD.findall(evidence_text.lower()))) / len(words)
-
-
-def lexical_support(claim: str, evidence_text: str) -> bool:
-    """Backstop when the verifier gives no verdict: most of the claim's content words are in the evidence."""
-    return word_coverage(claim, evidence_text) >= 0.6
-
-
-def settled_by_quote(claim: str, evidence_text: str) -> bool:
-    """A claim the cited evidence states outright needs no verifier call: every number and name of the claim
-    is in the evidence word for word, and nearly all its other words too (or it is a near-exact quote)."""
-    if not claim.strip() or missing_facts(claim, evidence_text):
-        return False
-    return word_coverage(claim, evidence_text) >= QUOTE_COVERAGE or fuzz.partial_ratio(
-        claim.lower(), evidence_text.lower()) >= QUOTE_MATCH  # fmt: skip
 
 
 def research_termination(state: ResearchState) -> str:
@@ -134,38 +93,9 @@ async def verify(state: ResearchState, runtime: Runtime[RunContext]) -> Command[
     def cited_text(claim: AnswerClaim) -> str:
         return "\n".join(evidence[cmap[n]].text for n in claim.citations)
 
-    verdicts: dict[int, ClaimVerdict] = {}
-    settled = {i for i, c in enumerate(claims, 1) if c.citations and settled_by_quote(c.text, cited_text(c))}
-    asked = [(i, c) for i, c in enumerate(claims, 1) if c.citations and i not in settled]
-    if ctx.agent.verify and asked:  # the verifier reads only the claims the quote check could not settle
-        blocks = []
-        for i, c in asked:
-            cited = "\n".join(  # the verifier reads as much of each passage as the answerer did
-                f'<evidence id="{n}">\n{truncate_to_tokens(evidence[cmap[n]].text, PASSAGE_TOKENS)}\n</evidence>'
-                for n in c.citations
-            )
-            blocks.append(f"Claim {i}: {c.text}\n{cited or '(cites no evidence)'}")
-        outcome = await ctx.structured(
-            "verify", Verification, role="verifier", fallback=Verification.model_construct(verdicts=[]), max_tokens=400,
-            question=state["standalone_question"], claims="\n\n".join(blocks),
-        )  # fmt: skip
-        verdicts = {v.claim: v for v in outcome.value.verdicts if 1 <= v.claim <= len(claims)}
-    supported, unsupported = [], []
-    for i, c in enumerate(claims, 1):
-        if not c.citations:
-            ok, reason = False, "cites no evidence"
-        elif not ctx.agent.verify:
-            ok, reason = True, "verification off"
-        elif i in settled:
-            ok, reason = True, "stated in the cited evidence (every name and number, and its words)"
-        elif i in verdicts:
-            ok, reason = verdicts[i].supported, verdicts[i].reason
-        else:
-            ok = lexical_support(c.text, cited_text(c))
-            reason = "no verdict; lexical overlap with the cited evidence " + ("found" if ok else "too low")
-        ctx.record("judge", target=c.text[:200], target_kind="claim", labels={"supported": ok, "claim": i,
-                   "citations": c.citations}, rationale=reason, decision="accept" if ok else "reject")  # fmt: skip
-        (supported if ok else unsupported).append((c, reason))
+    checks = await check_claims(ctx, state["standalone_question"], claims, lambda n: evidence[cmap[n]])
+    supported = [(k.claim, k.reason) for k in checks if k.supported]
+    unsupported = [(k.claim, k.reason) for k in checks if not k.supported]
     kept = _union(state.get("kept_claims") or [], [c for c, _ in supported])
     tied = short_answer_supported(draft.short_answer, kept, cited_text)
     if (unsupported or not tied) and state.get("revisions", 0) == 0:

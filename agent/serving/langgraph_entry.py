@@ -22,6 +22,7 @@ from typing import Any
 import typing_extensions
 from deepsearch.agent.context import RunContext
 from deepsearch.agent.graph import compile_graph
+from deepsearch.agent.report.models import ReportRequest
 from deepsearch.agent.serving.langgraph_context import (
     BLOCKING_REFUSED,
     ServerRun,
@@ -50,6 +51,7 @@ class ResearchInput(BaseModel):
 
     question: str = Field(description="the question to research")
     history: list[Turn] = Field(default_factory=list, description="earlier turns, when this is a follow-up")
+    report: ReportRequest | None = Field(None, description="write a research report instead of a short answer")
 
 
 class ServedResearchGraph(CompiledStateGraph):

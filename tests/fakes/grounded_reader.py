@@ -13,7 +13,11 @@ the prompt alone:
   evidence extraction copies the sentence holding the answer, else the first sentence.
 - answerer / reviser: the final answer when a block holds it, citing that block; else "unknown" (a reader
   short of the last hop does not offer an earlier hop's answer as the answer). verifier: a claim is
-  supported only when a cited block holds its answer.
+  supported only when a cited block holds its answer, or when it is a sentence of a cited block.
+- report outliner: a heading and purpose per research step; section writer / reviser: for each block that
+  holds a hop's answer, the sentence stating it, citing that block; nothing when no block holds one. With
+  `miscite=True` it also writes, in every draft, one sentence naming a found answer but citing a block that
+  does not state it (a writer's slip the verifier must catch: removed after the revision repeats it).
 
 A yes/no gold answer cannot be read off a passage: it counts as held when the question's supporting
 passages are all shown. An instrument for tests and benchmarks, not a backend users choose.
@@ -163,8 +167,10 @@ class GroundedReader:
         questions: Sequence[Any],
         decompositions: Mapping[str, list[dict]] | None = None,
         supporting: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+        miscite: bool = False,
     ):
         """`questions`: BatchQuestion-like (id, question, answers); `supporting`: id → gold (title, text)."""
+        self.miscite = miscite
         self.questions: dict[str, GroundedQuestion] = {}
         for q in questions:
             answers = tuple(q.answers)
@@ -174,12 +180,12 @@ class GroundedReader:
             self.questions[norm(gq.question)] = gq
 
     @classmethod
-    def from_dataset(cls, dataset: Any, questions: Sequence[Any] | None = None) -> GroundedReader:
+    def from_dataset(cls, dataset: Any, questions: Sequence[Any] | None = None, **options: Any) -> GroundedReader:
         """From a loaded Dataset: decompositions read from its question file, supporting passages from its pool."""
         by_id = {p.id: (p.title, p.text) for p in dataset.passages}
         chosen = dataset.questions if questions is None else questions
         supporting = {q.id: [by_id[p] for p in q.meta.get("gold_passages", []) if p in by_id] for q in chosen}
-        return cls(chosen, load_decompositions(dataset.path), supporting)
+        return cls(chosen, load_decompositions(dataset.path), supporting, **options)
 
     # ---- recognising what a prompt is about ------------------------------------------------------
 
@@ -334,24 +340,62 @@ class GroundedReader:
 
     _reviser = _answerer
 
-    def _verifier(self, text: str):
-        q = self.question(section_of(text, "Question"))
+    def supports(self, question: str, claim: str, cited: Sequence[Block]) -> bool:
+        """The grounded verdict: the claim is a sentence of a cited block, or it names an answer (of any hop)
+        that a cited block holds (a yes/no answer: when the cited blocks are the supporting passages)."""
+        if any(contains(body, claim) for _, _, body in cited):
+            return True
+        q = self.question(question)
         golds = {a for h in q.all_hops() for a in h.answers} if q else set()
+        mentioned = [a for a in golds if contains(claim, a) and norm(a) not in {"yes", "no"}]
+        yes_no = [a for a in golds if norm(a) in {"yes", "no"} and contains(claim, a)]
+        text = " ".join(body for _, _, body in cited)
+        return any(contains(text, a) for a in mentioned) or bool(
+            yes_no and q and q.held(Hop(q.question, tuple(yes_no)), cited)
+        )
+
+    def _verifier(self, text: str):
+        question = section_of(text, "Question")
         # Not section_of: a cited passage may hold a line that starts with "# ".
         claims = text[text.find("# Claims and the evidence each one cites") : text.rfind("\n# Task")]
         parts = re.split(r"^Claim (\d+): ", claims, flags=re.M)
         verdicts = []
         for n, part in zip(parts[1::2], parts[2::2], strict=True):
-            claim = part.split("\n", 1)[0]
-            cited = " ".join(body for _, _, body in evidence_blocks(part))
-            mentioned = [a for a in golds if contains(claim, a) and norm(a) not in {"yes", "no"}]
-            yes_no = [a for a in golds if norm(a) in {"yes", "no"} and contains(claim, a)]
-            ok = any(contains(cited, a) for a in mentioned) or bool(
-                yes_no and q and q.held(Hop(q.question, tuple(yes_no)), evidence_blocks(part))
-            )
+            ok = self.supports(question, part.split("\n", 1)[0], evidence_blocks(part))
             reason = "the cited evidence states it" if ok else "the cited evidence does not state it"
             verdicts.append({"claim": int(n), "supported": ok, "reason": reason})
         return {"verdicts": verdicts or [{"claim": 1, "supported": False, "reason": "no claims"}]}, None
+
+    # ---- reports -------------------------------------------------------------------------------------
+
+    def _outliner(self, text: str):
+        steps = [re.sub(r"^\d+\.\s*", "", x) for x in section_of(text, "Research steps").splitlines() if x.strip()]
+        return {"title": f"Report: {section_of(text, 'Question')}",
+                "sections": [{"heading": s, "purpose": f"Answers: {s}"} for s in steps]}, None
+
+    def _section_writer(self, text: str):
+        q = self.question(section_of(text, "Question"))
+        blocks = evidence_blocks(text)
+        wanted = re.search(r"up to (\d+) short factual sentences", text)
+        limit = int(wanted.group(1)) if wanted else 4
+        claims, used = [], set()
+        for hop in (q.all_hops() if q else []):
+            if {norm(a) for a in hop.answers} <= {"yes", "no"}:
+                continue
+            for n, _, body in blocks:
+                found = q.held(hop, [(n, "", body)])
+                stated = next((x for x in sentences(body) if found and contains(x, found[0])), None)
+                if stated and norm(stated) not in used:
+                    used.add(norm(stated))
+                    claims.append({"text": stated[:400], "citations": [n]})
+        claims = claims[:limit]
+        if self.miscite and q and len(blocks) >= 2:  # a found answer attributed to a block that does not state it
+            found = [(a, m) for h in q.all_hops() for a in h.answers[:1] if norm(a) not in {"yes", "no"}
+                     for m, _, other in blocks if not contains(other, a) and any(contains(b, a) for _, _, b in blocks)]
+            claims += [{"text": f"{a} is named by this source.", "citations": [m]} for a, m in found[:1]]
+        return {"claims": claims}, None
+
+    _section_reviser = _section_writer
 
     # ---- reranking and extraction: the query is all these prompts show of the sub-goal ---------------
 
