@@ -168,3 +168,13 @@ async def test_a_section_whose_writer_fails_is_marked_and_the_rest_of_the_report
     assert sections["g2"].status == "failed" and "writer's call failed" in sections["g2"].note
     assert sections["g1"].status == "written" and sections["summary"].status == "written"
     assert f"*{sections['g2'].note}*" in result.answer and result.termination != "abstained"
+
+
+async def test_an_unusable_outline_falls_back_to_the_subgoals_questions(tmp_path):
+    model = ScriptedModel(planner=two_subgoals, judge=judge, outliner="not an outline at all")
+    result, traj = await report_run(tmp_path, model)
+    [outline] = report_steps(traj, "outline")
+    assert outline.notes and "unusable" in outline.notes[0]
+    assert [e["heading"] for e in outline.outline] == ["Summary", FOUND, MISSING]
+    assert f"\n## {FOUND}\n" in result.answer and f"\n## {MISSING}\n" in result.answer
+    assert result.answer.startswith(f"# {QUESTION}\n")

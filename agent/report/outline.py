@@ -68,11 +68,11 @@ async def outline(state: ResearchState, runtime: Runtime[RunContext]) -> dict:
     steps = "\n".join(f"{k}. {sg.question}" for k, sg in enumerate(subgoals, 1))
     fallback = OutlineReply.model_construct(title=question, sections=[])
     outcome = await ctx.structured(
-        "outline", OutlineReply, role="outliner", fallback=fallback, max_tokens=min(400, 80 + 60 * len(subgoals)),
-        question=question, steps=steps,
-    )
+        "outline", OutlineReply, role="outliner", fallback=fallback, max_tokens=400, question=question, steps=steps
+    )  # a small model writes more entries than asked: a tighter cap cuts its JSON short
     result = outline_from_reply(question, subgoals, outcome.value)
-    notes = [f"outliner failed ({outcome.error}): headings are the sub-goals' questions"] if outcome.error else []
+    notes = [f"outliner output unusable ({outcome.error or 'no valid outline'}): headings are the sub-goals' "
+             "questions"] if outcome.used_fallback else []  # fmt: skip
     ctx.record("report", stage="outline", title=result.title, outline=[s.model_dump() for s in result.sections],
                notes=notes)  # fmt: skip
     ctx.emit(NodeEvent(node="outline", phase="finished"))
