@@ -3,7 +3,9 @@
     <index dir>/manifest.json   format, version, settings, counts, build and search ids (written last)
     <index dir>/chunks.sqlite   sources (path, sha256, size, mtime), documents, chunks (text, offsets, neighbours),
                                 dropped (rows deleted from the store, until the search files forget them),
-                                partial (how far a streamed file has been read, so a killed run resumes there)
+                                partial (how far a streamed file has been read, so a killed run resumes there),
+                                lexical_terms (each chunk's analysed length and term counts, for exact BM25)
+                                and lexical_totals (their count and summed lengths, kept by triggers)
     <index dir>/search/         lexical/ (tantivy), dense/ (vector segments) and meta.json, which names the dense
                                 segments and the last row each half of search/ covers (see search_sync.py)
     <index dir>/search.stale    present while the store may be ahead of search/: the next update catches up
@@ -54,6 +56,15 @@ CREATE TABLE IF NOT EXISTS totals (
     id INTEGER PRIMARY KEY CHECK (id = 0), documents INTEGER NOT NULL, chunks INTEGER NOT NULL, tokens INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO totals VALUES (0, 0, 0, 0);
+CREATE TABLE IF NOT EXISTS lexical_terms (row INTEGER PRIMARY KEY, length INTEGER NOT NULL, terms TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lexical_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0), docs INTEGER NOT NULL, tokens INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO lexical_totals VALUES (0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS lexical_in AFTER INSERT ON lexical_terms BEGIN
+    UPDATE lexical_totals SET docs = docs + 1, tokens = tokens + NEW.length; END;
+CREATE TRIGGER IF NOT EXISTS lexical_out AFTER DELETE ON lexical_terms BEGIN
+    UPDATE lexical_totals SET docs = docs - 1, tokens = tokens - OLD.length; END;
 CREATE TRIGGER IF NOT EXISTS documents_in AFTER INSERT ON documents BEGIN
     UPDATE totals SET documents = documents + 1; END;
 CREATE TRIGGER IF NOT EXISTS documents_out AFTER DELETE ON documents BEGIN
@@ -120,6 +131,10 @@ class SearchMeta(BaseModel):
     dense_row: int = 0
     dense_segments: list[DenseSegment] = []
     dense_dead: str | None = None  # file of row ids deleted from the store but still in a segment
+    # Documents in lexical/ and their summed analysed lengths (avgdl for exact BM25). None: search/ was written
+    # before the store kept term counts, and is ranked by tantivy's own BM25 until a --rebuild.
+    lexical_docs: int = 0
+    lexical_tokens: int | None = None
 
 
 def new_id() -> str:

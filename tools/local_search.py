@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from . import index_store as store
 from .dense_store import DenseIndex
 from .fusion import reciprocal_rank_fusion
-from .lexical import LexicalReader
+from .lexical import LexicalReader, count_keys, decode_counts
 from .search_sync import DENSE_DIR, LEXICAL_DIR
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
@@ -87,6 +87,7 @@ class _Generation:
     lexical: LexicalReader | None
     dense: DenseIndex | None
     lock: threading.Lock
+    avgdl: float | None = None  # for exact BM25; None: search/ predates stored term counts (tantivy's scores)
 
     @classmethod
     def open(cls, index_dir: Path) -> _Generation:
@@ -119,7 +120,8 @@ class _Generation:
             conn.close()
             raise store.corrupt(index_dir, "search files do not match the chunk store")
         conn.row_factory = sqlite3.Row
-        return cls(before.search_id, manifest, conn, before.chunks, lexical, dense, threading.Lock())
+        avgdl = before.lexical_tokens / before.lexical_docs if before.lexical_tokens and before.lexical_docs else None
+        return cls(before.search_id, manifest, conn, before.chunks, lexical, dense, threading.Lock(), avgdl)
 
 
 def _tantivy_note(manifest: store.Manifest) -> str:
@@ -226,7 +228,19 @@ class LocalSearcher:
     def _bm25_ranking(self, gen: _Generation, query: str, depth: int) -> list[tuple[int, float]]:
         if gen.lexical is None:  # an empty index
             return []
-        return gen.lexical.search(query, depth)  # no query word in the corpus: nothing, not arbitrary chunks
+        if gen.avgdl is None:
+            return gen.lexical.search(query, depth)  # no query word in the corpus: nothing, not arbitrary chunks
+        return gen.lexical.search(query, depth, lambda rows, terms: self._term_counts(gen, rows, terms), gen.avgdl)
+
+    @staticmethod
+    def _term_counts(gen: _Generation, rows: list[int], terms: list[str]) -> dict[int, tuple[int, dict[str, int]]]:
+        marks = ",".join("?" * len(rows))
+        keys = count_keys(terms)
+        with gen.lock:
+            cursor = gen.conn.cursor()
+            cursor.row_factory = None  # plain tuples: faster than sqlite3.Row for a few hundred rows
+            found = cursor.execute(f"SELECT row, length, terms FROM lexical_terms WHERE row IN ({marks})", rows)
+            return {row: (length, decode_counts(counts, keys)) for row, length, counts in found}
 
     def _dense_ranking(self, gen: _Generation, query: str, depth: int) -> list[tuple[int, float]]:
         from .dense import load_embedder

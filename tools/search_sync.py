@@ -5,7 +5,9 @@ chunk row each of them covers (rows are AUTOINCREMENT, so "added since" is "row 
 the store's `dropped` table the rows deleted since. One sync:
 
 1. lexical: delete every document with a row above the mark (a sync cut short after tantivy's commit may
-   have left some; deleting first makes the redo exact), delete the dropped rows, add the new rows;
+   have left some; deleting first makes the redo exact), delete the dropped rows, add the new rows; the same
+   in the store's lexical_terms (each row's analysed length and term counts, for exact BM25 at query time),
+   whose triggers keep the count and summed length that meta.json records for avgdl (committed before tantivy);
 2. dense: embed the new rows into one new segment, add the dropped rows it held to the dead set, merge;
 3. write meta.json.tmp (the step that needs space), commit tantivy, rename meta.json.tmp over meta.json;
 4. forget the dropped rows both halves now cover.
@@ -26,7 +28,7 @@ import numpy as np
 
 from . import dense_store
 from . import index_store as store
-from .lexical import LexicalWriter
+from .lexical import LexicalWriter, encode_counts
 
 LEXICAL_DIR, DENSE_DIR = "lexical", "dense"
 _READ_BATCH = 1024
@@ -79,18 +81,28 @@ def sync(
     if current is not None and current.build_id != manifest.build_id:  # cannot happen: a rebuild is a new folder
         raise store.corrupt(index_dir, "search/meta.json belongs to another build")
     _collect_garbage(dense_dir, current)
-    current = current or store.SearchMeta(build_id=manifest.build_id, search_id="", chunks=0)
+    current = current or store.SearchMeta(build_id=manifest.build_id, search_id="", chunks=0, lexical_tokens=0)
+    exact = current.lexical_row == 0 or current.lexical_tokens is not None  # else: written before term counts
     top = conn.execute("SELECT coalesce(max(row), 0) FROM chunks").fetchone()[0]
     top = max(top, current.lexical_row, current.dense_row)
     dropped = np.array([r for (r,) in conn.execute("SELECT row FROM dropped ORDER BY row")], dtype=np.int64)
 
     try:
         writer.delete_rows_from(current.lexical_row + 1)
+        conn.execute("DELETE FROM lexical_terms WHERE row > ?", (current.lexical_row,))
         for row in dropped[dropped <= current.lexical_row]:
             writer.delete_row(int(row))
+        conn.execute("DELETE FROM lexical_terms WHERE row IN (SELECT row FROM dropped)")
         for batch in _texts(conn, current.lexical_row):
+            counted = []
             for row, text in batch:
                 writer.add(row, text)
+                if exact:
+                    counts = writer.term_counts(text)
+                    counted.append((row, sum(counts.values()), encode_counts(counts)))
+            conn.executemany("INSERT INTO lexical_terms VALUES (?, ?, ?)", counted)
+        conn.commit()
+        lexical_docs, lexical_tokens = conn.execute("SELECT docs, tokens FROM lexical_totals").fetchone()
         segments, dead_name = current.dense_segments, current.dense_dead
         if manifest.dense_dim is not None:
             segments, dead_name = _sync_dense(dense_dir, conn, current, dropped, manifest.dense_dim, embedder)
@@ -102,10 +114,13 @@ def sync(
             dense_row=top if manifest.dense_dim is not None else 0,
             dense_segments=segments,
             dense_dead=dead_name,
+            lexical_docs=lexical_docs,
+            lexical_tokens=lexical_tokens if exact else None,
         )
         tmp = store.prepare_search_meta(search_dir, meta)
         writer.commit()
     except BaseException:
+        conn.rollback()
         writer.abandon()
         raise
     os.replace(tmp, search_dir / store.SEARCH_META)  # readers now load this generation
