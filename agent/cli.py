@@ -59,7 +59,8 @@ for module in (
 def main() -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit code."""
     try:
-        app(args=ask.report_argv(sys.argv[1:]))
+        sys.argv[1:] = ask.report_argv(sys.argv[1:])  # `ask --report FILE` (see report_argv)
+        app()
     except DeepsearchError as e:
         from deepsearch.traces.redact import secrets_from_env
 
