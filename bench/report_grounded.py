@@ -29,7 +29,7 @@ from deepsearch.agent.config import load_settings
 from deepsearch.agent.errors import UsageError
 from deepsearch.agent.eval.datasets import load_dataset, select
 from deepsearch.agent.eval.pool import pooled_index
-from deepsearch.agent.report.markdown import SOURCES_HEADING
+from deepsearch.agent.report.markdown import SOURCES_HEADING, cited_sentences
 from deepsearch.agent.report.models import ReportRequest
 from deepsearch.agent.run import aresearch
 from deepsearch.traces.messages import to_messages
@@ -38,13 +38,6 @@ from deepsearch.traces.reader import find_log, load_trajectory
 from tests.fakes.grounded_reader import GroundedReader
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.graph_support import local_tools
-
-_SENTENCE = re.compile(r"([^\n\[\]]+?)\s*((?:\[\d+\])+)")
-
-
-def cited_sentences(markdown: str) -> list[tuple[str, list[int]]]:
-    body = markdown.split(SOURCES_HEADING)[0]
-    return [(m.group(1).strip(), [int(n) for n in re.findall(r"\d+", m.group(2))]) for m in _SENTENCE.finditer(body)]
 
 
 def check_report(reader: GroundedReader, question: str, result, traj) -> dict[str, Any]:

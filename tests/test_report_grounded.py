@@ -11,6 +11,7 @@ from deepsearch.agent import aresearch
 from deepsearch.agent.config import load_settings
 from deepsearch.agent.eval.datasets import Dataset, load_dataset
 from deepsearch.agent.eval.pool import pooled_index
+from deepsearch.agent.report.markdown import cited_sentences
 from deepsearch.agent.report.models import ReportRequest
 from deepsearch.traces.labels import step_labels
 from deepsearch.traces.messages import to_messages
@@ -42,13 +43,6 @@ async def write_report(tmp_path, dataset: Dataset, reader: GroundedReader, quest
     return result, load_trajectory(find_log(settings.traces.dir, result.trace_id))
 
 
-def cited_sentences(result) -> list[tuple[str, list[int]]]:
-    """(sentence, [n…]) for every sentence of the report's sections that cites."""
-    body = result.answer.split("\n## Sources")[0]
-    return [(m.group(1).strip(), [int(n) for n in re.findall(r"\[(\d+)\]", m.group(2))])
-            for m in re.finditer(r"([^\n\[\]]+?)\s*((?:\[\d+\])+)", body)]  # fmt: skip
-
-
 async def test_every_cited_sentence_of_a_report_is_supported_and_slips_are_removed(tmp_path, data):
     reader = GroundedReader.from_dataset(data, miscite=True)
     q = next(q for q in data.questions if len(reader.question(q.question).hops) >= 2)
@@ -56,7 +50,7 @@ async def test_every_cited_sentence_of_a_report_is_supported_and_slips_are_remov
     info = result.report
     assert info is not None and result.termination != "abstained", result.answer
     quotes = {c.n: c for c in result.citations}
-    pairs = cited_sentences(result)
+    pairs = cited_sentences(result.answer)
     assert pairs and len(pairs) == info.cited_sentences
     for sentence, ns in pairs:  # the reader's grounded verdict on each sentence against what it cites
         cited = [(n, "", quotes[n].quote) for n in ns]  # the passage as the writer and the verifier saw it
@@ -96,7 +90,7 @@ async def test_with_verification_off_the_footer_says_nothing_was_verified(tmp_pa
     q = next(q for q in data.questions if len(reader.question(q.question).hops) >= 2)
     result, _ = await write_report(tmp_path, data, reader, q, max_rounds=3, verify=False)
     info = result.report
-    pairs = cited_sentences(result)
+    pairs = cited_sentences(result.answer)
     quotes = {c.n: c.quote for c in result.citations}
     unsupported = [s for s, ns in pairs if not reader.supports(q.question, s, [(n, "", quotes[n]) for n in ns])]
     assert unsupported  # the slips stay when nothing checks them

@@ -3,6 +3,8 @@ URL or path, the quoted passage) and a footer with the verified-citation share, 
 
 from __future__ import annotations
 
+import re
+
 from ..evidence import PASSAGE_TOKENS
 from ..result import Citation
 from ..state import Evidence
@@ -13,6 +15,15 @@ from .models import Outline
 QUOTE_TOKENS = 120  # of each source's passage in the sources list
 SENTENCES_PER_PARAGRAPH = 4
 SOURCES_HEADING = "\n## Sources\n"  # what follows is the sources list, then the footer
+
+
+_CITED = re.compile(r"([^\n\[\]]+?)\s*((?:\[\d+\])+)")  # a sentence, then its marks: "… 1945. [1][3]"
+
+
+def cited_sentences(markdown: str) -> list[tuple[str, list[int]]]:
+    """(sentence, [n, …]) for every sentence of a rendered report's sections that cites (sources list excluded)."""
+    body = markdown.split(SOURCES_HEADING)[0]
+    return [(m.group(1).strip(), [int(n) for n in re.findall(r"\d+", m.group(2))]) for m in _CITED.finditer(body)]
 
 
 def _one_line(text: str) -> str:
