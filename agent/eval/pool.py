@@ -14,6 +14,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from deepsearch.tools.index_store import FORMAT_VERSION
+
 from ..config import Settings
 from .datasets import Dataset
 
@@ -30,7 +32,8 @@ def pool_key(dataset: Dataset, settings: Settings) -> str:
     digest = hashlib.sha1()
     for pid in sorted(p.id for p in dataset.passages):
         digest.update(pid.encode())
-    digest.update(f"{s.chunk_tokens}/{s.overlap_tokens}/{s.dense}".encode())
+    # The index format too: a cached pool an earlier deepsearch wrote is rebuilt, never an error to the user.
+    digest.update(f"{s.chunk_tokens}/{s.overlap_tokens}/{s.dense}/v{FORMAT_VERSION}".encode())
     return f"{dataset.name}-{digest.hexdigest()[:12]}"
 
 
